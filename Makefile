@@ -1,0 +1,42 @@
+# Every target makes its own virtual environment from pyproject.toml and
+# constraints.txt; nothing is installed by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv demo test lint fmt bench clean
+
+help:
+	@echo "make demo    run bugster-step notify against the local sandbox"
+	@echo "make test    run the test suite (real servers on 127.0.0.1)"
+	@echo "make lint    ruff, hadolint, and the Cloud Build schema check"
+	@echo "make fmt     format the code with ruff"
+	@echo "make clean   remove the virtual environment and caches"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		--constraint constraints.txt --editable '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m sandbox.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check step tests sandbox
+	$(BIN)/ruff format --check step tests sandbox
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.cloudbuild cloudbuild.example.yaml
+
+fmt: $(STAMP)
+	$(BIN)/ruff format step tests sandbox
+	$(BIN)/ruff check --fix step tests sandbox
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+"""Tell Bugster that a deployment is live, once it really is."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from bugster_step.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""The last resort: ask git in the workspace for the commit and branch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from bugster_step.ci import Found, is_full_sha, looks_like_branch
+from bugster_step.log import log
+
+_GIT_TIMEOUT = 10
+
+
+@dataclass
+class GitInfo:
+    commit: Found | None = None
+    branch: Found | None = None
+    problem: str | None = None
+
+
+def _git(workspace: str, *args: str) -> str | None:
+    # The workspace is often owned by another uid (Jenkins, Cloud Build volumes):
+    # without safe.directory git refuses with "dubious ownership".
+    command = ["git", "-c", f"safe.directory={workspace}", "-C", workspace, *args]
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+    try:
+        done = subprocess.run(  # noqa: S603 (fixed argv, no shell)
+            command,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT,
+            env=env,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.debug("git %s failed: %s", " ".join(args), exc)
+        return None
+    if done.returncode != 0:
+        log.debug("git %s: %s", " ".join(args), done.stderr.strip())
+        return None
+    return done.stdout.strip()
+
+
+def read(workspace: str, *, ci_made_merge: bool = False) -> GitInfo:
+    """Commit from HEAD (its second parent where the CI made that merge), and the
+    branch unless HEAD is detached."""
+    if not os.path.exists(os.path.join(workspace, ".git")):
+        return GitInfo(problem=f"no .git in {workspace}")
+    if shutil.which("git") is None:
+        return GitInfo(problem="git unavailable: the git command is not installed")
+    parents = _git(workspace, "rev-list", "--parents", "-n", "1", "HEAD")
+    if parents is None:
+        return GitInfo(problem=f"git unavailable: cannot read HEAD in {workspace}")
+    shas = parents.split()
+    info = GitInfo()
+    if ci_made_merge and len(shas) == 3:
+        info.commit = Found(shas[2], "git (HEAD^2, the change the CI merged)")
+    elif shas and is_full_sha(shas[0]):
+        info.commit = Found(shas[0], "git (HEAD)")
+    branch = _git(workspace, "symbolic-ref", "--quiet", "--short", "HEAD")
+    if branch and looks_like_branch(branch):
+        info.branch = Found(branch, "git (HEAD)")
+    return info
