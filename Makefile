@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test lint fmt bench clean
+.PHONY: help venv demo test lint fmt clean constraints
 
 help:
 	@echo "make demo    run bugster-step notify against the local sandbox"
 	@echo "make test    run the test suite (real servers on 127.0.0.1)"
 	@echo "make lint    ruff, hadolint, and the Cloud Build schema check"
 	@echo "make fmt     format the code with ruff"
+	@echo "make constraints  re-pin constraints.txt"
 	@echo "make clean   remove the virtual environment and caches"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -37,6 +38,15 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format step tests sandbox
 	$(BIN)/ruff check --fix step tests sandbox
+
+# Re-pin constraints.txt from a fresh resolve of pyproject.toml.
+constraints:
+	rm -rf .venv-pin
+	$(PYTHON) -m venv .venv-pin
+	.venv-pin/bin/python -m pip install --quiet --disable-pip-version-check '.[dev]'
+	( echo "# Versions the tests and the image are built with. \`make constraints\` rewrites it."; \
+	  .venv-pin/bin/python -m pip freeze --exclude-editable | grep -v '^bugster-step' ) > constraints.txt
+	rm -rf .venv-pin
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

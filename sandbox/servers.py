@@ -112,8 +112,8 @@ class _Script:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server_version = "sandbox/1"
-    sys_version = ""
+    def version_string(self) -> str:
+        return "sandbox/1"
 
     def _dispatch(self) -> None:
         self.server.owner._serve(self)
@@ -227,12 +227,13 @@ class _SandboxServer:
 
     def _write(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
         payload, content_type = reply.encoded()
-        headers = {"Content-Type": content_type, **self.always_headers}
-        headers.update(reply.headers)
-        headers.setdefault("Content-Length", str(len(payload)))
+        defaults = {"Content-Type": content_type, "Content-Length": str(len(payload))}
+        headers = {}  # lowercased name -> (name as given, value); Reply wins
+        for given in (defaults, self.always_headers, reply.headers):
+            headers.update({name.lower(): (name, v) for name, v in given.items()})
 
         handler.send_response(reply.status)
-        for name, value in headers.items():
+        for name, value in headers.values():
             handler.send_header(name, value)
         handler.end_headers()
 

@@ -57,6 +57,12 @@ class Header(click.ParamType):
         name, content = name.strip(), content.strip()
         if not sep or not name or any(c.isspace() for c in name):
             self.fail("expected 'Name: value', e.g. 'x-bypass-token: abc'", param, ctx)
+        if not content:
+            self.fail(
+                f"header {name} has no value (an unset variable in 'Name: $VAR'?)",
+                param,
+                ctx,
+            )
         if any(ord(c) < 32 or ord(c) == 127 for c in content):
             self.fail(
                 f"the value of header {name} contains control characters", param, ctx
@@ -164,10 +170,11 @@ def probe_options(func):
 
 
 def build_probe_options(params: dict, url: str = "") -> ProbeOptions:
-    verify: bool | str = True
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle and not os.path.exists(bundle):
-        raise ConfigError(f"REQUESTS_CA_BUNDLE names {bundle}, which does not exist")
+    # requests reads these itself, but fails deep inside a request on a bad path.
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        bundle = os.environ.get(name)
+        if bundle and not os.path.exists(bundle):
+            raise ConfigError(f"{name} names {bundle}, which does not exist")
     max_wait = params["max_poll_interval"]
     return ProbeOptions(
         url=url,
@@ -179,7 +186,6 @@ def build_probe_options(params: dict, url: str = "") -> ProbeOptions:
         initial_wait=min(params["poll_interval"], max_wait),
         max_wait=max_wait,
         confirm_delay=params["confirm_delay"],
-        verify=verify,
     )
 
 
@@ -505,6 +511,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         _error("interrupted")
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # Run with nothing to do (the image's default command): help, not an error.
+        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+        sys.exit(ExitStatus.USAGE)
     except click.ClickException as exc:
         if exc.ctx is not None:
             click.echo(exc.ctx.get_usage(), err=True)

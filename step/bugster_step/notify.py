@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -99,6 +100,17 @@ def check_id(found: Found | None, flag: str, env: str) -> str:
         )
     if _BAD_ID_CHAR.search(value):
         raise ConfigError(f"{found.origin} contains whitespace or control characters")
+    return value
+
+
+def check_url(found: Found) -> str:
+    """An http(s) URL with a host; flags are checked by click, CI values here."""
+    value = found.value.strip()
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        raise ConfigError(
+            f"{found.origin}: {value!r} is not an http:// or https:// URL"
+        )
     return value
 
 
@@ -206,7 +218,7 @@ def plan(opts: NotifyOptions, environ: Mapping[str, str]) -> Plan:
             "the deployed URL to test a successful deployment"
         )
     if env_url is not None:
-        payload["environment_url"] = env_url.value
+        payload["environment_url"] = check_url(env_url)
         origins["environment_url"] = env_url.origin
     payload["deployment_state"] = opts.state
 
@@ -247,14 +259,14 @@ def run(
     webhook = Webhook(opts.api_url, key, opts.request_timeout, opts.retry)
     build_id = the_plan.ci.build_id if the_plan.ci else None
     idempotency = delivery_key(the_plan.payload, build_id)
+    if not os.path.isdir(os.path.join(the_plan.workspace, ".bugster")):
+        log.warning(NO_BUGSTER_FOLDER.format(workspace=the_plan.workspace))
     if opts.dry_run:
         echo(describe_request(webhook, the_plan.payload, idempotency))
         log.info("dry run: nothing sent")
         return Result(the_plan)
 
     result = Result(the_plan)
-    if not os.path.isdir(os.path.join(the_plan.workspace, ".bugster")):
-        log.warning(NO_BUGSTER_FOLDER.format(workspace=the_plan.workspace))
     if opts.state == "success" and opts.probe is not None:
         probe_opts = opts.probe
         probe_opts.url = the_plan.payload["environment_url"]

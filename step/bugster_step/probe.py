@@ -161,9 +161,12 @@ def same_host(origin: str, target: str) -> bool:
     a, b = urllib.parse.urlsplit(origin), urllib.parse.urlsplit(target)
     if (a.hostname or "").lower() != (b.hostname or "").lower():
         return False
+    default = {"http": 80, "https": 443}
+    a_port = a.port or default.get(a.scheme)
+    b_port = b.port or default.get(b.scheme)
     if a.scheme == b.scheme:
-        return a.port == b.port
-    return a.scheme == "http" and b.scheme == "https" and b.port in (None, 443)
+        return a_port == b_port
+    return a.scheme == "http" and b.scheme == "https" and b_port == 443
 
 
 class Probe:
@@ -300,15 +303,22 @@ class Probe:
             verify=self.options.verify,
         )
         try:
+            # Without --expect-text the status and headers are all we judge: a
+            # body that trickles in must not hold the attempt past its cutoff.
+            if self.options.expect_text is None:
+                return response.status_code, response.headers, b""
             body = bytearray()
-            want_body = self.options.expect_text is not None
-            for chunk in response.iter_content(chunk_size=16384):
+            while len(body) < BODY_LIMIT:
                 if self.clock() > cutoff:
                     raise _AttemptTimeout
-                if want_body and len(body) < BODY_LIMIT:
-                    body.extend(chunk)
-                elif not want_body:
+                # NOTE: read1 makes at most one socket read, so the cutoff is
+                # checked after every arrival; read() or iter_content() would
+                # block until 16 KiB came, however slowly. One read can still
+                # wait up to the socket timeout set when the attempt began.
+                chunk = response.raw.read1(16384, decode_content=True)
+                if not chunk:
                     break
+                body.extend(chunk)
             return response.status_code, response.headers, bytes(body)
         finally:
             response.close()

@@ -137,7 +137,8 @@ def _explain(exc, resource, project, config, gexc) -> ApiKeyError:
             f"permission denied reading {resource}", hint=ACCESSOR_HINT.format(who=who)
         )
     if isinstance(exc, gexc.BadRequest | gexc.FailedPrecondition) and (
-        "FAILED_PRECONDITION" in repr(exc) or "DISABLED" in text.upper()
+        _rest_status(exc) == "FAILED_PRECONDITION"
+        or any(word in text.upper() for word in ("DISABLED", "DESTROYED"))
     ):
         return ApiKeyError(
             f"the secret version {resource} is disabled or destroyed",
@@ -154,6 +155,19 @@ def _explain(exc, resource, project, config, gexc) -> ApiKeyError:
             hint="check the network and --secret-manager-endpoint, then run again",
         )
     return ApiKeyError(f"Secret Manager refused {resource}: {text}")
+
+
+def _rest_status(exc) -> str:
+    """``error.status`` of a REST error answer, e.g. ``FAILED_PRECONDITION``.
+
+    NOTE: over REST, api_core keeps only the HTTP class (400 is ``BadRequest``)
+    and drops the JSON ``status`` from the exception; the response still has it.
+    """
+    response = getattr(exc, "response", None)
+    try:
+        return str(response.json()["error"]["status"])
+    except Exception:  # no response, not JSON, or another shape
+        return ""
 
 
 def config_from(environ: Mapping[str, str], **kwargs) -> SecretManagerConfig:

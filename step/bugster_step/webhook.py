@@ -1,8 +1,8 @@
 """POST the custom-integration event to Bugster, with a retry policy that fits on
 one screen.
 
-Retried: connection failures before the request went out, 408, 429, 502, 503
-and 504, with ``Retry-After`` respected up to a cap. Given up at once: 401 and
+Retried: connection failures before the request went out, 429, 502, 503 and
+504, with ``Retry-After`` respected up to a cap. Given up at once: 401 and
 403 (the key), other 4xx (the event), any redirect (a custom key header must not
 travel to another host). Not retried because Bugster may already have started a
 run: 500, and a read timeout or dropped connection after the request was sent.
@@ -27,7 +27,7 @@ from bugster_step.probe import parse_retry_after
 
 PATH = "/webhooks/integrations/custom"
 USER_AGENT = f"bugster-step/{__version__} python-requests/{requests.__version__}"
-RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 SKIP_MARKERS = ("does not have .bugster", "skipping event")
 # Shown when Bugster accepted the event but will not run tests.
 SKIPPED_WARNING = (
