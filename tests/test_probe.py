@@ -623,3 +623,26 @@ def test_attempt_hanging_after_accept_is_a_timeout_not_a_ready_pass():
     first, *rest = result.attempts
     assert (first.ready, first.error) == (False, "read timeout")
     assert [a.ready for a in rest] == [True, True]
+
+
+def test_every_attempt_gets_one_log_line_the_last_one_included(cli):
+    with AppServer(script=[Reply(503), Reply(200)]) as app:
+        run = probe_cli(cli, app.url)
+
+    assert run.code == 0, run.err
+    lines = [line for line in run.err.splitlines() if ": attempt " in line]
+    assert len(lines) == len(app.requests) == 3
+    assert "HTTP 503" in lines[0] and "next attempt in" in lines[0]
+    assert "(ready); confirming in" in lines[1]
+    assert "(ready); confirmed" in lines[2]
+
+
+def test_giving_up_logs_the_last_attempt_and_names_the_ones_before_it(cli):
+    with AppServer(script=[Reply(503)]) as app:
+        run = probe_cli(cli, app.url, "--timeout=1")
+
+    assert run.code == 3
+    attempt_lines = [line for line in run.err.splitlines() if ": attempt " in line]
+    assert len(attempt_lines) == len(app.requests)
+    assert attempt_lines[-1].endswith("deadline reached")
+    assert re.search(r"last: HTTP 503.*\(before it: #\d+ at [\d.]+s: HTTP 503", run.err)

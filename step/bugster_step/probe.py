@@ -202,6 +202,7 @@ class Probe:
                 passes += 1
                 if passes >= opts.passes:
                     elapsed = self.clock() - start
+                    self._log(attempt, "confirmed")
                     log.info(
                         "ready: %s after %d attempt%s, %.1fs",
                         opts.url,
@@ -223,17 +224,23 @@ class Probe:
             shortest = min(MIN_ATTEMPT, opts.attempt_timeout)
             remaining = deadline - self.clock()
             if remaining < shortest:
+                self._log(attempt, "deadline reached")
                 self._give_up(attempts, start)
             next_wait = max(0.0, min(next_wait, remaining - shortest))
-            log.info(
-                "attempt %d at %.1fs: %s; %s in %.1fs",
-                attempt.number,
-                attempt.elapsed,
-                attempt.outcome() + (" (ready)" if attempt.ready else ""),
-                "confirming" if attempt.ready else "next attempt",
-                next_wait,
-            )
+            then = "confirming" if attempt.ready else "next attempt"
+            self._log(attempt, f"{then} in {next_wait:.1f}s")
             self.sleep(next_wait)
+
+    def _log(self, attempt: Attempt, then: str) -> None:
+        """One line per attempt: number, elapsed, status or error class, what next."""
+        outcome = attempt.outcome() + (" (ready)" if attempt.ready else "")
+        log.info(
+            "attempt %d at %.1fs: %s; %s",
+            attempt.number,
+            attempt.elapsed,
+            outcome,
+            then,
+        )
 
     def _jittered(self, wait: float) -> float:
         return min(self.options.max_wait, wait * self.rng.uniform(0.9, 1.1))
@@ -241,10 +248,13 @@ class Probe:
     def _give_up(self, attempts: list[Attempt], start: float) -> None:
         elapsed = self.clock() - start
         last = attempts[-1]
+        earlier = "; ".join(
+            f"#{a.number} at {a.elapsed:.1f}s: {a.outcome()}" for a in attempts[-4:-1]
+        )
         raise NotReadyError(
             f"{self.options.url} was not ready after {len(attempts)} attempts in "
             f"{elapsed:.1f}s (deadline {self.options.timeout:g}s); last: "
-            f"{last.outcome()}",
+            f"{last.outcome()}" + (f" (before it: {earlier})" if earlier else ""),
             hint="nothing was sent to Bugster; check the deployment, or raise --timeout",
             attempts=attempts,
         )
@@ -268,6 +278,7 @@ class Probe:
         url = opts.url
         for _hop in range(opts.max_redirects + 1):
             status, headers, body = self._get(url, cutoff)
+            log.debug("GET %s: HTTP %d", url, status)
             location = headers.get("Location")
             if status in REDIRECTS and location:
                 target = urllib.parse.urljoin(url, location)

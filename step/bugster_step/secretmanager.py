@@ -65,6 +65,9 @@ def fetch(name: SecretName, config: SecretManagerConfig) -> str:
             hint=NO_CREDENTIALS_HINT,
         ) from exc
 
+    log.debug(
+        "Google credentials: %s, project %s", type(credentials).__name__, adc_project
+    )
     project = name.project or config.gcp_project or config.ci_project or adc_project
     if not project:
         raise missing_project_error(name)

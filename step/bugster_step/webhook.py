@@ -127,6 +127,12 @@ class Webhook:
         return self._conclude(outcome, tries["count"], elapsed)
 
     def _post(self, body: bytes, headers: dict) -> _Outcome:
+        log.debug(
+            "POST %s (%d bytes, Idempotency-Key %s)",
+            self.url,
+            len(body),
+            headers.get("Idempotency-Key"),
+        )
         try:
             response = self.session.post(
                 self.url,
@@ -147,6 +153,7 @@ class Webhook:
         except requests.RequestException as exc:
             # A read timeout, or anything else once the request was on its way.
             return _Outcome(error=exc, sent=True)
+        log.debug("answer: HTTP %d %s", response.status_code, response.text[:300])
         retry_after = None
         if response.status_code in RETRY_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -194,14 +201,14 @@ class Webhook:
             )
         if status == 500:
             raise UndeliveredError(
-                f"Bugster answered HTTP 500 ({message}): the outcome is unknown",
+                f"Bugster answered HTTP 500{_quoted(message)}: the outcome is unknown",
                 hint="Bugster may have started a test run; check its dashboard "
                 "before running the step again",
                 outcome_unknown=True,
             )
         if status in RETRY_STATUSES or status >= 500:
             raise UndeliveredError(
-                f"not delivered: {where}, the last answer HTTP {status} ({message})",
+                f"not delivered: {where}, the last answer HTTP {status}{_quoted(message)}",
                 hint="Bugster may be having an outage; run the step again later",
             )
         raise RejectedError(
@@ -256,6 +263,10 @@ def _error_text(exc: BaseException | None) -> str:
     reason = exc.args[0] if exc.args else exc
     reason = getattr(reason, "reason", reason)
     return f"{type(exc).__name__}: {reason}"
+
+
+def _quoted(message: str) -> str:
+    return f" ({message})" if message else ""
 
 
 def _read_body(response: requests.Response) -> tuple[object, str]:
