@@ -203,8 +203,8 @@ OTHER_CI_CASES = {
         },
         ("github-actions", FULL_SHA, "main"),
     ),
-    "buildkite HEAD is not a commit": (
-        {"BUILDKITE": "true", "COMMIT_SHA": "HEAD", "BRANCH_NAME": "main"},
+    "hand-mapped COMMIT_SHA=HEAD is not a commit": (
+        {"COMMIT_SHA": "HEAD", "BRANCH_NAME": "main"},
         ("cloud-build (partial substitutions)", None, "main"),
     ),
 }

@@ -6,6 +6,11 @@ came from, so the log can say where each part of the payload was found.
 Values that break the rules of every CI (an empty string, ``HEAD`` or a short
 SHA as a commit, ``PR-42`` or ``42/merge`` as a branch) are dropped here, not
 sent.
+
+Where a CI puts the pull request's target branch in its usual branch variable
+(Travis, Drone, Harness, Woodpecker, Semaphore), a pull request build without
+the source branch has no branch rather than the target's; a tag build never has
+a branch.
 """
 
 from __future__ import annotations
@@ -237,6 +242,233 @@ def _github_pr_head(event_path: str | None) -> dict:
         return {}
 
 
+class CircleCI(Adapter):
+    name = "circleci"
+
+    def detect(self, env: Env) -> bool:
+        return env.get("CIRCLECI") == "true"
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        info.commit = env.commit("CIRCLE_SHA1")
+        if not env.has("CIRCLE_TAG"):
+            info.branch = env.branch("CIRCLE_BRANCH")
+        info.build_url = env.get("CIRCLE_BUILD_URL")
+        info.build_id = env.get("CIRCLE_BUILD_NUM")
+        workspace = env.get("CIRCLE_WORKING_DIRECTORY")
+        # CircleCI often leaves the tilde in: "~/project".
+        info.workspace = os.path.expanduser(workspace) if workspace else None
+        return info
+
+
+class Bitbucket(Adapter):
+    """Bitbucket Pipelines; custom (manual) pipelines may carry no branch."""
+
+    name = "bitbucket"
+
+    def detect(self, env: Env) -> bool:
+        return env.has("BITBUCKET_BUILD_NUMBER")
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        info.commit = env.commit("BITBUCKET_COMMIT")
+        if not env.has("BITBUCKET_TAG"):
+            info.branch = env.branch("BITBUCKET_BRANCH")
+        origin, number = (
+            env.get("BITBUCKET_GIT_HTTP_ORIGIN"),
+            env.get("BITBUCKET_BUILD_NUMBER"),
+        )
+        if origin and number:
+            info.build_url = f"{origin}/addon/pipelines/home#!/results/{number}"
+        info.build_id = number
+        info.workspace = env.get("BITBUCKET_CLONE_DIR")
+        return info
+
+
+class AzurePipelines(Adapter):
+    name = "azure-pipelines"
+
+    def detect(self, env: Env) -> bool:
+        return (env.get("TF_BUILD") or "").lower() == "true"
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        pull_request = env.get("BUILD_REASON") == "PullRequest" or env.has(
+            "SYSTEM_PULLREQUEST_PULLREQUESTID"
+        )
+        if pull_request:
+            # BUILD_SOURCEVERSION is the merge Azure made; the head is separate.
+            info.commit = env.commit("SYSTEM_PULLREQUEST_SOURCECOMMITID")
+            if not info.commit:
+                info.commit = env.commit("BUILD_SOURCEVERSION")
+                info.ci_made_merge = info.commit is not None
+            info.branch = env.branch(
+                "SYSTEM_PULLREQUEST_SOURCEBRANCH", strip=("refs/heads/",)
+            )
+        else:
+            info.commit = env.commit("BUILD_SOURCEVERSION")
+            # Only refs/heads/ is stripped: refs/tags/v1 stays a ref and is dropped.
+            info.branch = env.branch("BUILD_SOURCEBRANCH", strip=("refs/heads/",))
+        collection, project, build = (
+            env.get("SYSTEM_TEAMFOUNDATIONCOLLECTIONURI"),
+            env.get("SYSTEM_TEAMPROJECT"),
+            env.get("BUILD_BUILDID"),
+        )
+        if collection and project and build:
+            info.build_url = (
+                f"{collection.rstrip('/')}/{project}/_build/results?buildId={build}"
+            )
+        info.build_id = build
+        info.workspace = env.get("BUILD_SOURCESDIRECTORY")
+        return info
+
+
+class Buildkite(Adapter):
+    name = "buildkite"
+
+    def detect(self, env: Env) -> bool:
+        return env.get("BUILDKITE") == "true"
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        # BUILDKITE_COMMIT can be the literal HEAD: not a SHA, so dropped.
+        info.commit = env.commit("BUILDKITE_COMMIT")
+        if not env.has("BUILDKITE_TAG"):
+            info.branch = env.branch("BUILDKITE_BRANCH")
+        info.build_url = env.get("BUILDKITE_BUILD_URL")
+        info.build_id = env.get("BUILDKITE_BUILD_ID")
+        info.workspace = env.get("BUILDKITE_BUILD_CHECKOUT_PATH")
+        return info
+
+
+class Travis(Adapter):
+    name = "travis"
+
+    def detect(self, env: Env) -> bool:
+        return env.get("TRAVIS") == "true"
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        info.commit = env.commit("TRAVIS_PULL_REQUEST_SHA", "TRAVIS_COMMIT")
+        pull_request = (env.get("TRAVIS_PULL_REQUEST") or "false") != "false"
+        if pull_request:
+            # TRAVIS_BRANCH is the target branch here, never the change's.
+            info.branch = env.branch("TRAVIS_PULL_REQUEST_BRANCH")
+        elif not env.has("TRAVIS_TAG"):
+            info.branch = env.branch("TRAVIS_BRANCH")
+        info.build_url = env.get("TRAVIS_BUILD_WEB_URL")
+        info.build_id = env.get("TRAVIS_BUILD_ID")
+        info.workspace = env.get("TRAVIS_BUILD_DIR")
+        return info
+
+
+def _drone_branch(env: Env, target_name: str) -> Found | None:
+    """Drone and Harness: the source branch, else ``target_name`` except on
+    pull requests (where it is the target) and tags."""
+    if env.has("DRONE_TAG") or env.get("DRONE_BUILD_EVENT") == "tag":
+        return None
+    if env.get("DRONE_BUILD_EVENT") == "pull_request" or env.has("DRONE_PULL_REQUEST"):
+        return env.branch("DRONE_SOURCE_BRANCH")
+    return env.branch("DRONE_SOURCE_BRANCH", target_name)
+
+
+class Harness(Adapter):
+    """Harness CI sets Drone's variables too (and ``DRONE=true``)."""
+
+    name = "harness"
+
+    def detect(self, env: Env) -> bool:
+        return env.has("HARNESS_BUILD_ID")
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        info.commit = env.commit("DRONE_COMMIT_SHA")
+        info.branch = _drone_branch(env, "DRONE_COMMIT_BRANCH")
+        info.build_id = env.get("HARNESS_BUILD_ID")
+        return info
+
+
+class Drone(Adapter):
+    name = "drone"
+
+    def detect(self, env: Env) -> bool:
+        return env.get("DRONE") == "true"
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        info.commit = env.commit("DRONE_COMMIT_SHA")
+        info.branch = _drone_branch(env, "DRONE_BRANCH")
+        info.build_url = env.get("DRONE_BUILD_LINK")
+        info.build_id = env.get("DRONE_BUILD_NUMBER")
+        info.workspace = env.get("DRONE_WORKSPACE")
+        return info
+
+
+class Woodpecker(Adapter):
+    """Woodpecker uses GitLab's ``CI_*`` names: GitLab is tried first."""
+
+    name = "woodpecker"
+
+    def detect(self, env: Env) -> bool:
+        return env.get("CI") == "woodpecker"
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        info.commit = env.commit("CI_COMMIT_SHA")
+        event = env.get("CI_PIPELINE_EVENT") or ""
+        if env.has("CI_COMMIT_TAG") or event == "tag":
+            pass
+        elif event.startswith("pull_request") or env.has("CI_COMMIT_PULL_REQUEST"):
+            # CI_COMMIT_BRANCH is the target branch on pull requests.
+            info.branch = env.branch("CI_COMMIT_SOURCE_BRANCH")
+        else:
+            info.branch = env.branch("CI_COMMIT_SOURCE_BRANCH", "CI_COMMIT_BRANCH")
+        info.build_url = env.get("CI_PIPELINE_URL")
+        info.build_id = env.get("CI_PIPELINE_NUMBER")
+        info.workspace = env.get("CI_WORKSPACE")
+        return info
+
+
+class CodeBuild(Adapter):
+    """AWS CodeBuild: only webhook builds carry a ref; the source has no .git."""
+
+    name = "codebuild"
+
+    def detect(self, env: Env) -> bool:
+        return env.has("CODEBUILD_BUILD_ID")
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        info.commit = env.commit("CODEBUILD_RESOLVED_SOURCE_VERSION")
+        info.branch = env.branch("CODEBUILD_WEBHOOK_HEAD_REF", strip=("refs/heads/",))
+        info.build_url = env.get("CODEBUILD_BUILD_URL")
+        info.build_id = env.get("CODEBUILD_BUILD_ID")
+        info.workspace = env.get("CODEBUILD_SRC_DIR")
+        return info
+
+
+class Semaphore(Adapter):
+    name = "semaphore"
+
+    def detect(self, env: Env) -> bool:
+        return env.get("SEMAPHORE") == "true"
+
+    def read(self, env: Env) -> CIInfo:
+        info = CIInfo(self.name)
+        info.commit = env.commit("SEMAPHORE_GIT_PR_SHA", "SEMAPHORE_GIT_SHA")
+        ref_type = env.get("SEMAPHORE_GIT_REF_TYPE")
+        if ref_type == "tag" or env.has("SEMAPHORE_GIT_TAG_NAME"):
+            pass
+        elif ref_type == "pull-request":
+            # SEMAPHORE_GIT_BRANCH is the target branch on pull requests.
+            info.branch = env.branch("SEMAPHORE_GIT_PR_BRANCH")
+        else:
+            info.branch = env.branch("SEMAPHORE_GIT_PR_BRANCH", "SEMAPHORE_GIT_BRANCH")
+        info.build_id = env.get("SEMAPHORE_WORKFLOW_ID")
+        info.workspace = env.get("SEMAPHORE_GIT_DIR")
+        return info
+
+
 class CloudBuildNamesOnly(CloudBuild):
     """A Cloud Build that maps only a few substitutions by hand has no signature:
     when no other CI is recognised, its variable names are still read."""
@@ -250,11 +482,25 @@ class CloudBuildNamesOnly(CloudBuild):
         )
 
 
+# Detection order. Cloud Build first (its signature is the strictest); GitLab
+# before Woodpecker (same CI_* names); Harness before Drone (Harness also sets
+# DRONE=true); CloudBuildNamesOnly last, as it matches on bare names such as
+# BRANCH_NAME that any CI or shell may set, and must never shadow a real CI.
 ADAPTERS: tuple[Adapter, ...] = (
     CloudBuild(),
     GitLab(),
     GitHubActions(),
     Jenkins(),
+    CircleCI(),
+    Bitbucket(),
+    AzurePipelines(),
+    Buildkite(),
+    Travis(),
+    Harness(),
+    Drone(),
+    Woodpecker(),
+    CodeBuild(),
+    Semaphore(),
     CloudBuildNamesOnly(),
 )
 # The names `--ci` accepts: every adapter with a signature of its own.
