@@ -97,6 +97,12 @@ def check_key(raw: str, origin: str) -> str:
             f"the API key from {origin} is too short to be a Bugster API key",
             hint="copy the whole key from Bugster's Settings > API Keys",
         )
+    if not key.isascii():
+        raise ConfigError(
+            f"the API key from {origin} contains non-ASCII characters",
+            hint="a key is printable ASCII; an invisible character may have come "
+            "with a copy and paste",
+        )
     if _BAD_CHAR.search(key):
         raise ConfigError(
             f"the API key from {origin} contains whitespace or control characters",
@@ -111,21 +117,21 @@ def read_key_file(path: str, origin: str) -> str:
             data = handle.read(64 * 1024)
     except FileNotFoundError:
         raise ConfigError(
-            f"the API key file {path} ({origin}) does not exist"
+            f"the API key file named by {origin} does not exist"
         ) from None
     except IsADirectoryError:
         raise ConfigError(
-            f"the API key file {path} ({origin}) is a directory"
+            f"the API key file named by {origin} is a directory"
         ) from None
     except OSError as exc:
         raise ConfigError(
-            f"the API key file {path} ({origin}) cannot be read: {exc.strerror}"
+            f"the API key file named by {origin} cannot be read: {exc.strerror}"
         ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(
-            f"the API key file {path} ({origin}) is not UTF-8 text"
+            f"the API key file named by {origin} is not UTF-8 text"
         ) from None
 
 
@@ -143,7 +149,8 @@ def parse_secret_name(text: str, origin: str) -> SecretName:
     if short:
         return SecretName(None, short["secret"], short["version"] or "latest")
     raise ConfigError(
-        f"{origin} is not a Secret Manager secret name: {text!r}",
+        # The value is not echoed: a key pasted into the wrong variable lands here.
+        f"{origin} is not a Secret Manager secret name",
         hint="use projects/P/secrets/S/versions/V, projects/P/secrets/S (latest), "
         "or a short S or S@V with --gcp-project",
     )

@@ -70,6 +70,10 @@ class Env:
         if value is None:
             return None
         value = value.strip()
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8: not a usable value
+            return None
         return value or None
 
     def has(self, name: str) -> bool:
@@ -237,9 +241,13 @@ def _github_pr_head(event_path: str | None) -> dict:
         with open(event_path, encoding="utf-8") as handle:
             event = json.load(handle)
         head = event["pull_request"]["head"]
-        return {"sha": str(head.get("sha") or ""), "ref": str(head.get("ref") or "")}
-    except (OSError, ValueError, KeyError, TypeError):
+        sha, ref = head.get("sha"), head.get("ref")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
+    return {
+        "sha": sha if isinstance(sha, str) else "",
+        "ref": ref if isinstance(ref, str) else "",
+    }
 
 
 class CircleCI(Adapter):

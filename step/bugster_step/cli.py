@@ -6,6 +6,7 @@ Nothing below this module imports click.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import traceback
@@ -33,7 +34,10 @@ class HttpUrl(click.ParamType):
 
     def convert(self, value, param, ctx):
         text = str(value).strip()
-        parts = urllib.parse.urlsplit(text)
+        try:
+            parts = urllib.parse.urlsplit(text)
+        except ValueError:
+            self.fail(f"{text!r} is not a valid URL", param, ctx)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.fail(
                 f"{text!r} is not an http:// or https:// URL with a host", param, ctx
@@ -63,6 +67,8 @@ class Header(click.ParamType):
                 param,
                 ctx,
             )
+        if not content.isascii() or not name.isascii():
+            self.fail(f"header {name} must be ASCII text", param, ctx)
         if any(ord(c) < 32 or ord(c) == 127 for c in content):
             self.fail(
                 f"the value of header {name} contains control characters", param, ctx
@@ -73,6 +79,12 @@ class Header(click.ParamType):
 
 class Seconds(click.FloatRange):
     name = "seconds"
+
+    def convert(self, value, param, ctx):
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return seconds
 
 
 # --- shared options ---------------------------------------------------------
@@ -466,11 +478,20 @@ def _origin(ctx: click.Context, name: str) -> str:
     return option.opts[0]
 
 
+def _text(ctx: click.Context, name: str, value: str) -> str:
+    """``value`` if it is valid text; a variable with non-UTF-8 bytes is refused."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{_origin(ctx, name)} is not valid UTF-8 text") from None
+    return value
+
+
 def _found(ctx: click.Context, params: dict, name: str) -> Found | None:
     value = params.get(name)
     if value is None:
         return None
-    return Found(str(value), _origin(ctx, name))
+    return Found(_text(ctx, name, str(value)), _origin(ctx, name))
 
 
 def _key_sources(ctx: click.Context, params: dict) -> list[KeySource]:
@@ -481,6 +502,7 @@ def _key_sources(ctx: click.Context, params: dict) -> list[KeySource]:
         ("api_key_secret", "secret"),
     ):
         if params.get(name) is not None:
+            _text(ctx, name, params[name])
             if kind == "value":
                 redact.register(params[name])
             sources.append(KeySource(kind, params[name], _origin(ctx, name)))

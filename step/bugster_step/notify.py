@@ -31,8 +31,9 @@ DEFAULT_API_URL = "https://api.bugster.app"
 # Shown when neither the CI nor git gave a commit or a branch.
 NO_REF = (
     "no commit SHA or branch found: on Cloud Build, set options.automapSubstitutions: "
-    "true (or map COMMIT_SHA and BRANCH_NAME into the step's env); elsewhere pass "
-    "--commit-sha or --branch"
+    "true (or map COMMIT_SHA and BRANCH_NAME into the step's env); a manual "
+    "'gcloud builds submit' has empty substitutions, so pass "
+    "--substitutions=BRANCH_NAME=... or give --commit-sha or --branch"
 )
 # Shown before sending when the workspace has no .bugster/ folder.
 NO_BUGSTER_FOLDER = (
@@ -106,8 +107,17 @@ def check_id(found: Found | None, flag: str, env: str) -> str:
 def check_url(found: Found) -> str:
     """An http(s) URL with a host; flags are checked by click, CI values here."""
     value = found.value.strip()
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        parts = None
+    if (
+        not parts
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or " " in value
+    ):
         raise ConfigError(
             f"{found.origin}: {value!r} is not an http:// or https:// URL"
         )

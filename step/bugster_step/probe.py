@@ -272,6 +272,11 @@ class Probe:
             )
         except requests.RequestException as exc:
             return Attempt(number, elapsed, False, error=classify(exc))
+        except ValueError as exc:
+            # requests parses a redirect's Location even when not following it.
+            return Attempt(
+                number, elapsed, False, error="bad redirect", detail=str(exc)
+            )
 
     def _follow(self, number: int, elapsed: float, cutoff: float) -> Attempt:
         opts = self.options

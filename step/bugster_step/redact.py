@@ -9,6 +9,7 @@ error texts quote values in those forms.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.parse
 
@@ -19,14 +20,18 @@ _forms: list[str] = []
 
 
 def _encodings(secret: str) -> set[str]:
-    return {
-        secret,
-        repr(secret)[1:-1],
-        json.dumps(secret)[1:-1],
-        urllib.parse.quote(secret, safe=""),
-        urllib.parse.quote_plus(secret, safe=""),
-        urllib.parse.quote(secret),
-    }
+    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+    forms.add(json.dumps(secret)[1:-1].replace("/", "\\/"))  # JSON may escape "/"
+    for quote in (
+        lambda s: urllib.parse.quote(s, safe=""),
+        lambda s: urllib.parse.quote_plus(s, safe=""),
+        urllib.parse.quote,
+    ):
+        try:
+            forms.add(quote(secret))
+        except UnicodeEncodeError:  # lone surrogates from a non-UTF-8 environment
+            continue
+    return forms
 
 
 MIN_LENGTH = 4  # shorter values would mask ordinary text everywhere
@@ -48,14 +53,16 @@ def register(secret: str | None) -> None:
 
 
 def redact(text: str) -> str:
+    """``text`` with every registered form masked, in any letter case (percent
+    escapes are case-insensitive, and some services lowercase what they echo)."""
     if not text:
         return text
     with _lock:
         forms = list(_forms)
-    for form in forms:
-        if form in text:
-            text = text.replace(form, MASK)
-    return text
+    if not forms:
+        return text
+    pattern = re.compile("|".join(re.escape(f) for f in forms), re.IGNORECASE)
+    return pattern.sub(MASK, text)
 
 
 def forget_all() -> None:

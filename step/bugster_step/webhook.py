@@ -153,6 +153,12 @@ class Webhook:
         except requests.RequestException as exc:
             # A read timeout, or anything else once the request was on its way.
             return _Outcome(error=exc, sent=True)
+        except ValueError as exc:
+            # requests parses a redirect's Location even when not following it.
+            raise RejectedError(
+                f"{self.url} answered a redirect with an unusable Location ({exc})",
+                hint="check --api-url: it should be the API's base URL, e.g. https://api.bugster.app",
+            ) from None
         log.debug("answer: HTTP %d %s", response.status_code, response.text[:300])
         retry_after = None
         if response.status_code in RETRY_STATUSES:
