@@ -114,7 +114,7 @@ def main() -> int:
         say(f"  Secret Manager    {secret_manager.url} (holds {SECRET})")
         say(f"  metadata server   {metadata.url} (credentials for the secret)")
         say(
-            "running: bugster-step notify   (Cloud Build environment, key via --api-key-secret)"
+            "running: bugster-step notify   (Cloud Build environment, key via BUGSTER_API_KEY_SECRET)"
         )
         say()
         done = subprocess.run(
