@@ -341,3 +341,77 @@ def test_project_id_defaults_to_bugster_config(cli, workspace):
         env={"BUGSTER_API_KEY": API_KEY, **cloud_build_env()},
     )
     assert payload_of(run)["project_id"] == "shop-123"
+
+
+def _head(repo) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def jenkins_merge(repo):
+    """A checkout as Jenkins leaves it for a pull request: HEAD merges the change
+    (second parent) into the target (first parent)."""
+    _git(repo, "checkout", "-q", "-b", "feat")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "the change")
+    change = _head(repo)
+    _git(repo, "checkout", "-q", "trunk")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "target moved on")
+    _git(repo, "merge", "-q", "--no-ff", "-m", "jenkins merge", "feat")
+    return change, _head(repo)
+
+
+def test_jenkins_pull_request_sends_the_change_not_jenkins_merge(cli, jenkins_merge):
+    change, merge = jenkins_merge
+    env = {
+        "JENKINS_URL": "http://jenkins.test/",
+        "GIT_COMMIT": merge,
+        "BRANCH_NAME": "PR-7",
+        "CHANGE_ID": "7",
+        "CHANGE_BRANCH": "feat",
+    }
+    run = dry_run(cli, env)
+    assert payload_of(run)["commit_sha"] == change
+    assert "HEAD^2 of the merge in GIT_COMMIT" in run.err
+
+
+def test_jenkins_branch_build_keeps_a_real_merge_commit(cli, jenkins_merge):
+    _change, merge = jenkins_merge
+    env = {
+        "JENKINS_URL": "http://jenkins.test/",
+        "GIT_COMMIT": merge,
+        "BRANCH_NAME": "trunk",
+    }
+    assert payload_of(dry_run(cli, env))["commit_sha"] == merge
+
+
+def test_jenkins_pull_request_without_a_checkout_sends_git_commit_as_is(cli):
+    env = {
+        "JENKINS_URL": "http://jenkins.test/",
+        "GIT_COMMIT": FULL_SHA,
+        "CHANGE_ID": "7",
+        "CHANGE_BRANCH": "feat",
+    }
+    assert payload_of(dry_run(cli, env))["commit_sha"] == FULL_SHA
+
+
+def test_git_fallback_works_in_a_workspace_owned_by_another_uid(cli, repo):
+    head = _head(repo)
+    subprocess.run(["chown", "-R", "12345:12345", str(repo)], check=True)
+    payload = payload_of(dry_run(cli, {}))
+    assert payload["commit_sha"] == head
+
+
+def test_git_unavailable_is_said_plainly(cli, repo, monkeypatch, tmp_path):
+    empty = tmp_path / "no-git-here"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    run = dry_run(cli, {})
+    assert run.code == 2
+    assert "git unavailable: the git command is not installed" in run.err
+    assert "Traceback" not in run.output

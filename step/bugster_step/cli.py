@@ -20,8 +20,16 @@ from bugster_step import log as logmod
 from bugster_step.apikey import KeySource
 from bugster_step.ci import CI_NAMES, Found
 from bugster_step.errors import ConfigError, ExitStatus, StepError
-from bugster_step.notify import DEFAULT_API_URL, REFS, STATES, NotifyOptions, run
+from bugster_step.notify import (
+    DEFAULT_API_URL,
+    REFS,
+    STATES,
+    NotifyOptions,
+    Result,
+    run,
+)
 from bugster_step.probe import Probe, ProbeOptions, StatusSet
+from bugster_step.report import FORMATS, publish
 from bugster_step.webhook import RetryPolicy
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -365,6 +373,23 @@ def cli(ctx: click.Context) -> None:
     help="Use this CI's variables instead of detecting; none: flags and git only.",
 )
 @click.option(
+    "--output",
+    "output_path",
+    envvar="BUGSTER_OUTPUT",
+    show_envvar=True,
+    metavar="FILE",
+    help="Write the result (state, commit or branch, CI, HTTP status, Bugster's message, attempts, durations) to FILE, also when the run fails. Never the key.",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(FORMATS),
+    default="json",
+    show_default=True,
+    envvar="BUGSTER_OUTPUT_FORMAT",
+    show_envvar=True,
+    help="json, or dotenv (BUGSTER_*=value lines, for GitLab's artifacts:reports:dotenv). With GITHUB_OUTPUT set, the same facts are also appended as step outputs.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Resolve and check everything, the key too; print the request with the key masked; send nothing, no probe.",
@@ -415,7 +440,20 @@ def notify(ctx: click.Context, **params) -> None:
         fail_on_skip=params["fail_on_skip"],
         ci=params["ci"],
     )
-    run(opts, os.environ, fetch_secret=_secret_fetcher(opts), echo=click.echo)
+    result = Result()
+    try:
+        run(
+            opts,
+            os.environ,
+            fetch_secret=_secret_fetcher(opts),
+            echo=click.echo,
+            result=result,
+        )
+    except StepError as exc:
+        result.exit_status, result.error = exc.exit_status, exc.message
+        publish(result.facts(), path=params["output_path"], fmt=params["output_format"])
+        raise
+    publish(result.facts(), path=params["output_path"], fmt=params["output_format"])
 
 
 @cli.command(context_settings=CONTEXT)

@@ -23,7 +23,11 @@ class GitInfo:
 def _git(workspace: str, *args: str) -> str | None:
     # The workspace is often owned by another uid (Jenkins, Cloud Build volumes):
     # without safe.directory git refuses with "dubious ownership".
-    command = ["git", "-c", f"safe.directory={workspace}", "-C", workspace, *args]
+    trusted = {workspace, os.path.realpath(workspace)}
+    command = ["git"]
+    for path in sorted(trusted):
+        command += ["-c", f"safe.directory={path}"]
+    command += ["-C", workspace, *args]
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
     try:
         done = subprocess.run(  # noqa: S603 (fixed argv, no shell)
@@ -43,17 +47,27 @@ def _git(workspace: str, *args: str) -> str | None:
     return done.stdout.strip()
 
 
+def _head_parents(workspace: str) -> tuple[list[str], str | None]:
+    """HEAD's SHA followed by its parents', or a problem saying why there are none."""
+    if not os.path.exists(os.path.join(workspace, ".git")):
+        return [], f"no .git in {workspace}"
+    if shutil.which("git") is None:
+        return [], "git unavailable: the git command is not installed"
+    parents = _git(workspace, "rev-list", "--parents", "-n", "1", "HEAD")
+    if parents is None:
+        return (
+            [],
+            f"git unavailable: cannot read HEAD in {workspace} (run with -v for git's message)",
+        )
+    return parents.split(), None
+
+
 def read(workspace: str, *, ci_made_merge: bool = False) -> GitInfo:
     """Commit from HEAD (its second parent where the CI made that merge), and the
     branch unless HEAD is detached."""
-    if not os.path.exists(os.path.join(workspace, ".git")):
-        return GitInfo(problem=f"no .git in {workspace}")
-    if shutil.which("git") is None:
-        return GitInfo(problem="git unavailable: the git command is not installed")
-    parents = _git(workspace, "rev-list", "--parents", "-n", "1", "HEAD")
-    if parents is None:
-        return GitInfo(problem=f"git unavailable: cannot read HEAD in {workspace}")
-    shas = parents.split()
+    shas, problem = _head_parents(workspace)
+    if problem:
+        return GitInfo(problem=problem)
     info = GitInfo()
     if ci_made_merge and len(shas) == 3:
         info.commit = Found(shas[2], "git (HEAD^2, the change the CI merged)")
@@ -63,3 +77,12 @@ def read(workspace: str, *, ci_made_merge: bool = False) -> GitInfo:
     if branch and looks_like_branch(branch):
         info.branch = Found(branch, "git (HEAD)")
     return info
+
+
+def merged_change(workspace: str, commit: Found) -> Found | None:
+    """The change itself when ``commit`` is a two-parent merge the CI made and the
+    checkout shows it as HEAD: its second parent. None when git cannot tell."""
+    shas, _problem = _head_parents(workspace)
+    if len(shas) == 3 and shas[0] == commit.value and is_full_sha(shas[2]):
+        return Found(shas[2], f"git (HEAD^2 of the merge in {commit.origin})")
+    return None

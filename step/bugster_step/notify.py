@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from bugster_step import apikey, ci, gitinfo, redact
 from bugster_step.apikey import KeySource
 from bugster_step.ci import CIInfo, Found, is_full_sha
-from bugster_step.errors import ConfigError, RejectedError
+from bugster_step.errors import ConfigError, NotReadyError, RejectedError
 from bugster_step.log import log
 from bugster_step.probe import Probe, ProbeOptions
 from bugster_step.webhook import (
@@ -82,10 +82,49 @@ class Plan:
 
 @dataclass
 class Result:
-    plan: Plan
+    """What happened, filled in as the run goes, so a failed run reports too."""
+
+    state: str | None = None
+    plan: Plan | None = None
+    webhook: Webhook | None = None
     delivery: Delivery | None = None
     probe_attempts: int = 0
-    probe_seconds: float = 0.0
+    probe_seconds: float | None = None
+    dry_run: bool = False
+    exit_status: int = 0
+    error: str | None = None
+
+    def facts(self) -> dict:
+        """The result as plain values: what --output and GITHUB_OUTPUT carry."""
+        payload = self.plan.payload if self.plan else {}
+        ref = "commit_sha" if "commit_sha" in payload else "branch" if payload else None
+        webhook = self.webhook
+        facts = {
+            "state": self.state,
+            "ref": ref,
+            "commit_sha": payload.get("commit_sha"),
+            "branch": payload.get("branch"),
+            "environment": payload.get("environment"),
+            "environment_url": payload.get("environment_url"),
+            "ci": self.plan.ci.name if self.plan and self.plan.ci else None,
+            "build_url": self.plan.ci.build_url if self.plan and self.plan.ci else None,
+            "delivered": self.delivery is not None,
+            "skipped": bool(self.delivery and self.delivery.skipped),
+            "http_status": webhook.last_status if webhook else None,
+            "message": webhook.last_message if webhook else None,
+            "attempts": webhook.attempts if webhook else 0,
+            "webhook_seconds": _rounded(webhook.seconds if webhook else None),
+            "probe_attempts": self.probe_attempts,
+            "probe_seconds": _rounded(self.probe_seconds),
+            "dry_run": self.dry_run,
+            "exit_status": int(self.exit_status),
+            "error": self.error,
+        }
+        return facts
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def check_id(found: Found | None, flag: str, env: str) -> str:
@@ -160,24 +199,29 @@ def resolve_ref(
         )
     commit = check_commit(opts.commit_sha) if opts.commit_sha else None
     branch = check_branch(opts.branch) if opts.branch else None
+    git_problem = None
     if not commit and not branch:
         if info:
             commit, branch = info.commit, info.branch
+            if commit and info.ci_made_merge:
+                # Jenkins and Azure may hand over their own merge of the change
+                # and its target; where the checkout shows it, send the change.
+                commit = gitinfo.merged_change(workspace, commit) or commit
         if not commit and not branch:
-            git = gitinfo.read(
-                workspace, ci_made_merge=bool(info and info.ci_made_merge)
-            )
-            commit, branch = git.commit, git.branch
-            if git.problem:
-                log.debug("git fallback: %s", git.problem)
+            merge = bool(info and info.ci_made_merge)
+            git = gitinfo.read(workspace, ci_made_merge=merge)
+            commit, branch, git_problem = git.commit, git.branch, git.problem
+            if git_problem:
+                log.info("git fallback: %s", git_problem)
+    hint = NO_REF + (f" (git fallback: {git_problem})" if git_problem else "")
     if opts.ref == "commit" or (opts.ref == "auto" and commit):
         if not commit:
-            raise ConfigError("--ref commit: no full commit SHA found", hint=NO_REF)
+            raise ConfigError("--ref commit: no full commit SHA found", hint=hint)
         return "commit_sha", commit
     if not branch:
-        raise ConfigError(
-            "--ref branch: no branch found" if opts.ref == "branch" else NO_REF
-        )
+        if opts.ref == "branch":
+            raise ConfigError("--ref branch: no branch found", hint=hint)
+        raise ConfigError(hint)
     return "branch", branch
 
 
@@ -261,12 +305,18 @@ def run(
     *,
     fetch_secret: Callable | None = None,
     echo: Callable[[str], None] = print,
+    result: Result | None = None,
 ) -> Result:
-    the_plan = plan(opts, environ)
+    """The main job. ``result`` is filled in as it goes, also when it raises."""
+    result = result if result is not None else Result()
+    result.state, result.dry_run = opts.state, opts.dry_run
+    the_plan = result.plan = plan(opts, environ)
     source = apikey.choose_source(opts.key_sources)
     key = apikey.resolve(source, fetch_secret=fetch_secret)
     log.info("API key: from %s", source.origin)
-    webhook = Webhook(opts.api_url, key, opts.request_timeout, opts.retry)
+    webhook = result.webhook = Webhook(
+        opts.api_url, key, opts.request_timeout, opts.retry
+    )
     build_id = the_plan.ci.build_id if the_plan.ci else None
     idempotency = delivery_key(the_plan.payload, build_id)
     if not os.path.isdir(os.path.join(the_plan.workspace, ".bugster")):
@@ -274,16 +324,20 @@ def run(
     if opts.dry_run:
         echo(describe_request(webhook, the_plan.payload, idempotency))
         log.info("dry run: nothing sent")
-        return Result(the_plan)
+        return result
 
-    result = Result(the_plan)
     if opts.state == "success" and opts.probe is not None:
         probe_opts = opts.probe
         probe_opts.url = the_plan.payload["environment_url"]
         started = time.monotonic()
-        probed = Probe(probe_opts).wait_until_ready()
+        try:
+            probed = Probe(probe_opts).wait_until_ready()
+        except NotReadyError as exc:
+            result.probe_attempts = len(exc.attempts)
+            raise
+        finally:
+            result.probe_seconds = time.monotonic() - started
         result.probe_attempts = len(probed.attempts)
-        result.probe_seconds = time.monotonic() - started
 
     delivery = webhook.send(the_plan.payload, idempotency)
     result.delivery = delivery

@@ -84,6 +84,11 @@ class Webhook:
     request_timeout: float = 10.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     session: requests.Session = field(default_factory=requests.Session)
+    # What the last send() saw, for the result file even when it raised.
+    attempts: int = field(default=0, init=False)
+    seconds: float | None = field(default=None, init=False)
+    last_status: int | None = field(default=None, init=False)
+    last_message: str | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
@@ -124,6 +129,7 @@ class Webhook:
         started = _now()
         outcome = retrying()
         elapsed = _now() - started
+        self.attempts, self.seconds = tries["count"], elapsed
         return self._conclude(outcome, tries["count"], elapsed)
 
     def _post(self, body: bytes, headers: dict) -> _Outcome:
@@ -189,6 +195,7 @@ class Webhook:
         response = outcome.response
         status = response.status_code
         parsed, message = _read_body(response)
+        self.last_status, self.last_message = status, message
         if 200 <= status < 300:
             skipped = any(m in message.lower() for m in SKIP_MARKERS)
             return Delivery(status, message, parsed, attempts, elapsed, skipped)
