@@ -194,8 +194,8 @@ def test_429_with_retry_after_waits_that_long_then_delivers(cli):
     assert_key_hidden(run)
 
 
-@pytest.mark.parametrize("status", [502, 503, 504])
-def test_gateway_errors_are_retried_then_delivered(cli, status):
+@pytest.mark.parametrize("status", [408, 502, 503, 504])
+def test_timeout_and_gateway_errors_are_retried_then_delivered(cli, status):
     with scripted(Reply(status, body="upstream trouble")) as receiver:
         run = commit(cli, receiver)
 
@@ -283,7 +283,7 @@ def test_422_gives_up_without_retry_exit_5_showing_bugsters_message(cli):
     assert_key_hidden(run)
 
 
-@pytest.mark.parametrize("status", [400, 404, 408, 409])
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
 def test_other_4xx_gives_up_at_once_exit_5(cli, status):
     with scripted(detail(status, "no")) as receiver:
         run = commit(cli, receiver)

@@ -5,10 +5,13 @@ Nothing below this module imports click.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import traceback
 import urllib.parse
 
@@ -19,7 +22,15 @@ from bugster_step import __version__, redact
 from bugster_step import log as logmod
 from bugster_step.apikey import KeySource
 from bugster_step.ci import CI_NAMES, Found
-from bugster_step.errors import ConfigError, ExitStatus, StepError
+from bugster_step.errors import (
+    ConfigError,
+    ExitStatus,
+    Interrupted,
+    NotReadyError,
+    StepError,
+    UndeliveredError,
+)
+from bugster_step.log import log
 from bugster_step.notify import (
     DEFAULT_API_URL,
     REFS,
@@ -32,6 +43,11 @@ from bugster_step.probe import Probe, ProbeOptions, StatusSet
 from bugster_step.report import FORMATS, publish
 from bugster_step.webhook import RetryPolicy
 
+# Shown when --soft-fail turns a failure into exit 0.
+SOFT_FAIL_WARNING = (
+    "--soft-fail: exiting 0 although the step failed with exit {exit}: {message}. "
+    "Bugster was NOT asked to test this deployment"
+)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -390,6 +406,18 @@ def cli(ctx: click.Context) -> None:
     help="json, or dotenv (BUGSTER_*=value lines, for GitLab's artifacts:reports:dotenv). With GITHUB_OUTPUT set, the same facts are also appended as step outputs.",
 )
 @click.option(
+    "--soft-fail",
+    is_flag=True,
+    envvar="BUGSTER_SOFT_FAIL",
+    show_envvar=True,
+    help="Exit 0 with a loud warning when the deployment is not ready (3) or the event is not delivered (6); configuration problems still fail.",
+)
+@click.option(
+    "--retry-ambiguous",
+    is_flag=True,
+    help="Also retry a 500 and a lost answer after the request was sent (Bugster may then see the event twice, with the same Idempotency-Key).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Resolve and check everything, the key too; print the request with the key masked; send nothing, no probe.",
@@ -434,6 +462,7 @@ def notify(ctx: click.Context, **params) -> None:
             max_tries=params["retries"],
             max_time=params["retry_max_time"],
             initial_wait=params["retry_wait"],
+            retry_ambiguous=params["retry_ambiguous"],
         ),
         probe=build_probe_options(params),
         dry_run=params["dry_run"],
@@ -441,6 +470,10 @@ def notify(ctx: click.Context, **params) -> None:
         ci=params["ci"],
     )
     result = Result()
+
+    def report() -> None:
+        publish(result.facts(), path=params["output_path"], fmt=params["output_format"])
+
     try:
         run(
             opts,
@@ -449,11 +482,25 @@ def notify(ctx: click.Context, **params) -> None:
             echo=click.echo,
             result=result,
         )
+    except (NotReadyError, UndeliveredError) as exc:
+        result.exit_status, result.error = exc.exit_status, exc.message
+        if not params["soft_fail"]:
+            report()
+            raise
+        log.warning(
+            SOFT_FAIL_WARNING.format(exit=int(exc.exit_status), message=exc.message)
+        )
+        result.soft_failed, result.exit_status = True, ExitStatus.DELIVERED
     except StepError as exc:
         result.exit_status, result.error = exc.exit_status, exc.message
-        publish(result.facts(), path=params["output_path"], fmt=params["output_format"])
+        report()
         raise
-    publish(result.facts(), path=params["output_path"], fmt=params["output_format"])
+    except Interrupted as stop:
+        stop.message = _where_stopped(result)
+        result.exit_status, result.error = stop.exit_status, stop.message
+        report()
+        raise
+    report()
 
 
 @cli.command(context_settings=CONTEXT)
@@ -561,11 +608,37 @@ def _secret_fetcher(opts: NotifyOptions):
     return fetch
 
 
+def _raise_interrupted(signum: int, _frame) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signal_handlers():
+    """SIGINT and SIGTERM end the run from a handler, so the job can say where it
+    was stopped; the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        sig: signal.signal(sig, _raise_interrupted)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and turn every outcome into one message and an exit status."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="bugster-step", standalone_mode=False)
+        with _signal_handlers():
+            cli.main(args=argv, prog_name="bugster-step", standalone_mode=False)
+    except Interrupted as stop:
+        _error(stop.message)
+        sys.exit(stop.exit_status)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.exceptions.Abort:
@@ -595,6 +668,18 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(ExitStatus.INTERNAL_ERROR)
     sys.exit(ExitStatus.DELIVERED)
+
+
+def _where_stopped(result: Result) -> str:
+    webhook = result.webhook
+    if webhook is not None and webhook.in_flight:
+        return (
+            "interrupted during the POST to Bugster: the request was abandoned and "
+            "its outcome is unknown (check Bugster before running the step again)"
+        )
+    if result.delivery is not None:
+        return "interrupted after the event was delivered"
+    return "interrupted before anything was sent to Bugster"
 
 
 def _error(message: str, hint: str | None = None) -> None:

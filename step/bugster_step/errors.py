@@ -68,3 +68,16 @@ class UndeliveredError(StepError):
     ) -> None:
         super().__init__(message, hint)
         self.outcome_unknown = outcome_unknown
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; a BaseException so no ``except Exception`` eats it."""
+
+    def __init__(self, signum: int, message: str = "interrupted") -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.message = message
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum

@@ -91,6 +91,7 @@ class Result:
     probe_attempts: int = 0
     probe_seconds: float | None = None
     dry_run: bool = False
+    soft_failed: bool = False
     exit_status: int = 0
     error: str | None = None
 
@@ -117,6 +118,7 @@ class Result:
             "probe_attempts": self.probe_attempts,
             "probe_seconds": _rounded(self.probe_seconds),
             "dry_run": self.dry_run,
+            "soft_failed": self.soft_failed,
             "exit_status": int(self.exit_status),
             "error": self.error,
         }

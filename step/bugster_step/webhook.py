@@ -1,11 +1,13 @@
 """POST the custom-integration event to Bugster, with a retry policy that fits on
 one screen.
 
-Retried: connection failures before the request went out, 429, 502, 503 and
-504, with ``Retry-After`` respected up to a cap. Given up at once: 401 and
+Retried: connection failures before the request went out, 408, 429, 502, 503
+and 504, with ``Retry-After`` respected up to a cap. Given up at once: 401 and
 403 (the key), other 4xx (the event), any redirect (a custom key header must not
 travel to another host). Not retried because Bugster may already have started a
-run: 500, and a read timeout or dropped connection after the request was sent.
+run: 500, and a read timeout or dropped connection after the request was sent
+(``--retry-ambiguous`` opts in to retrying those too, for receivers that drop
+duplicates by ``Idempotency-Key``).
 There is no sleep after the last try, and the whole exchange has a time cap.
 """
 
@@ -27,7 +29,9 @@ from bugster_step.probe import parse_retry_after
 
 PATH = "/webhooks/integrations/custom"
 USER_AGENT = f"bugster-step/{__version__} python-requests/{requests.__version__}"
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+# Answers after which Bugster may already be acting on the event.
+AMBIGUOUS_STATUSES = frozenset({500})
 SKIP_MARKERS = ("does not have .bugster", "skipping event")
 # Shown when Bugster accepted the event but will not run tests.
 SKIPPED_WARNING = (
@@ -56,11 +60,15 @@ class _Outcome:
     sent: bool = False  # the request may have reached Bugster
     retry_after: float | None = None
 
-    @property
-    def retryable(self) -> bool:
+    def retryable(self, ambiguous_too: bool = False) -> bool:
         if self.response is not None:
-            return self.response.status_code in RETRY_STATUSES
-        return self.error is not None and not self.sent
+            status = self.response.status_code
+            return status in RETRY_STATUSES or (
+                ambiguous_too and status in AMBIGUOUS_STATUSES
+            )
+        if self.error is None or isinstance(self.error, requests.exceptions.SSLError):
+            return False
+        return not self.sent or ambiguous_too
 
     def describe(self) -> str:
         if self.response is not None:
@@ -75,6 +83,7 @@ class RetryPolicy:
     initial_wait: float = 1.0
     max_wait: float = 20.0
     retry_after_cap: float = 30.0
+    retry_ambiguous: bool = False  # also retry 500 and errors after sending
 
 
 @dataclass
@@ -89,6 +98,8 @@ class Webhook:
     seconds: float | None = field(default=None, init=False)
     last_status: int | None = field(default=None, init=False)
     last_message: str | None = field(default=None, init=False)
+    # True while a POST is on its way: an interrupt then leaves the outcome unknown.
+    in_flight: bool = field(default=False, init=False)
 
     @property
     def url(self) -> str:
@@ -116,7 +127,7 @@ class Webhook:
 
         retrying = backoff.on_predicate(
             _waits,
-            predicate=lambda outcome: outcome.retryable,
+            predicate=lambda outcome: outcome.retryable(self.policy.retry_ambiguous),
             max_tries=self.policy.max_tries,
             max_time=self.policy.max_time,
             jitter=None,
@@ -133,6 +144,13 @@ class Webhook:
         return self._conclude(outcome, tries["count"], elapsed)
 
     def _post(self, body: bytes, headers: dict) -> _Outcome:
+        # Left True only when an interrupt (SIGINT, SIGTERM) stops the exchange.
+        self.in_flight = True
+        outcome = self._exchange(body, headers)
+        self.in_flight = False
+        return outcome
+
+    def _exchange(self, body: bytes, headers: dict) -> _Outcome:
         log.debug(
             "POST %s (%d bytes, Idempotency-Key %s)",
             self.url,
