@@ -115,9 +115,43 @@ class Run:
         return self.out + self.err
 
 
+def key_forms(key: str = API_KEY) -> dict[str, str]:
+    """The forms a leaked key could take: each must be absent from every output."""
+    import json
+    import urllib.parse
+
+    return {
+        "plain": key,
+        "repr": repr(key)[1:-1],
+        "JSON": json.dumps(key)[1:-1],
+        "JSON with escaped slashes": json.dumps(key)[1:-1].replace("/", "\\/"),
+        "URL-encoded": urllib.parse.quote(key, safe=""),
+        "form-encoded": urllib.parse.quote_plus(key, safe=""),
+    }
+
+
+def assert_no_key(text: str, where: str) -> None:
+    lowered = text.lower()
+    for form, value in key_forms().items():
+        assert value.lower() not in lowered, f"the API key ({form}) leaked into {where}"
+
+
+def _written_files(args: tuple[str, ...]) -> list[str]:
+    """The files a run writes: --output FILE and GitHub's GITHUB_OUTPUT."""
+    paths = [a.split("=", 1)[1] for a in args if a.startswith("--output=")]
+    paths += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--output"]
+    if os.environ.get("GITHUB_OUTPUT"):
+        paths.append(os.environ["GITHUB_OUTPUT"])
+    return [p for p in paths if os.path.isfile(p)]
+
+
 @pytest.fixture
 def cli(capsys, monkeypatch):
-    """Run ``bugster-step ARGS`` in this process with ``env`` added; return a Run."""
+    """Run ``bugster-step ARGS`` in this process with ``env`` added; return a Run.
+
+    Every run's stdout, stderr and result files are scanned for the key in each
+    of its forms, so every scenario of the suite doubles as a leak test.
+    """
     from bugster_step.cli import main
 
     def invoke(*args: str, env: dict[str, str] | None = None) -> Run:
@@ -131,6 +165,11 @@ def cli(capsys, monkeypatch):
         else:  # pragma: no cover - main always exits
             code = -1
         captured = capsys.readouterr()
+        assert_no_key(captured.out, f"stdout of {args!r}")
+        assert_no_key(captured.err, f"stderr of {args!r}")
+        for path in _written_files(args):
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                assert_no_key(handle.read(), path)
         return Run(code, captured.out, captured.err)
 
     return invoke

@@ -239,3 +239,13 @@ def test_each_state_is_sent_as_given(cli, receiver, app, state, code):
     assert request.json["deployment_state"] == state
     probed = len(app.requests)
     assert probed == (2 if state == "success" else 0)
+
+
+@pytest.mark.parametrize(
+    "form", ["plain", "repr", "JSON", "URL-encoded", "form-encoded"]
+)
+def test_the_suite_wide_leak_scan_catches_every_form(form):
+    from tests.conftest import assert_no_key, key_forms
+
+    with pytest.raises(AssertionError, match=form):
+        assert_no_key(f"noise {key_forms()[form].upper()} noise", "a test string")
