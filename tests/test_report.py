@@ -54,11 +54,11 @@ def test_dotenv_result_for_gitlab(cli, receiver, app, tmp_path):
     run = notify(cli, receiver, app, f"--output={out}", "--output-format=dotenv")
     assert run.code == 0, run.err
     facts = read_dotenv(out)
-    assert facts["BUGSTER_STATE"] == "success"
-    assert facts["BUGSTER_COMMIT_SHA"] == FULL_SHA
-    assert facts["BUGSTER_HTTP_STATUS"] == "200"
-    assert facts["BUGSTER_DELIVERED"] == "true"
-    assert "BUGSTER_BRANCH" not in facts  # absent values are left out
+    assert facts["BUGSTER_RESULT_STATE"] == "success"
+    assert facts["BUGSTER_RESULT_COMMIT_SHA"] == FULL_SHA
+    assert facts["BUGSTER_RESULT_HTTP_STATUS"] == "200"
+    assert facts["BUGSTER_RESULT_DELIVERED"] == "true"
+    assert "BUGSTER_RESULT_BRANCH" not in facts  # absent values are left out
 
 
 def test_result_is_written_when_the_run_fails(cli, receiver, app, tmp_path):
@@ -128,7 +128,7 @@ def test_dry_run_result_says_nothing_was_delivered(cli, receiver, app, tmp_path,
     assert run.code == 0
     text = out.read_text()
     assert (
-        ("BUGSTER_DRY_RUN=true" in text)
+        ("BUGSTER_RESULT_DRY_RUN=true" in text)
         if fmt == "dotenv"
         else json.loads(text)["dry_run"]
     )

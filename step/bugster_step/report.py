@@ -11,6 +11,9 @@ from bugster_step import redact
 from bugster_step.log import log
 
 FORMATS = ("json", "dotenv")
+# Not BUGSTER_: GitLab hands dotenv variables to later jobs, where names like
+# BUGSTER_COMMIT_SHA would be read back as this step's own settings.
+DOTENV_PREFIX = "BUGSTER_RESULT_"
 
 
 def _clean(value: object) -> object:
@@ -31,7 +34,7 @@ def render(facts: Mapping[str, object], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(clean, indent=2, sort_keys=False) + "\n"
     lines = [
-        f"BUGSTER_{name.upper()}={_line_value(value)}"
+        f"{DOTENV_PREFIX}{name.upper()}={_line_value(value)}"
         for name, value in clean.items()
         if value is not None
     ]
