@@ -67,10 +67,13 @@ LABEL org.opencontainers.image.title="bugster-step" \
       org.opencontainers.image.version="${VERSION}"
 
 # HOME=/tmp: CI runners start the container as an arbitrary uid with no home.
+# REQUESTS_CA_BUNDLE: requests would use certifi's own bundle; pointing it at
+# the system store makes CAs added with update-ca-certificates count too.
 ENV PATH="/opt/bugster-step/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 COPY --from=build /opt/bugster-step /opt/bugster-step
 COPY docker/entrypoint.sh /usr/local/bin/bugster-step-entrypoint
@@ -78,8 +81,8 @@ COPY docker/entrypoint.sh /usr/local/bin/bugster-step-entrypoint
 # - CA certificates: python:*-slim installs Debian's ca-certificates as a
 #   runtime dependency (as does a base made with `--include=ca-certificates`),
 #   so nothing is installed here; the build fails if a base lacks them.
-#   requests verifies with certifi's bundle; to trust a private CA, set
-#   REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt at run time.
+#   REQUESTS_CA_BUNDLE (above) makes requests verify with this store; to trust
+#   a private CA, add it with update-ca-certificates in a derived image.
 # - The user is written into /etc/passwd directly: bases made with mmdebstrap
 #   may lack useradd, and a fixed uid lets Kubernetes' runAsNonRoot check it.
 # - `bugster-step --version` proves the venv runs in this stage.

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -39,6 +40,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK6 = "::1"
 #: The access token the metadata fake mints and Secret Manager fake expects.
 SANDBOX_TOKEN = "sandbox-token"
 WEBHOOK_PATH = "/webhooks/integrations/custom"
@@ -51,12 +53,20 @@ class Reply:
     ``body`` may be bytes (sent as is), str (UTF-8 text) or a dict/list (JSON).
     ``delay`` holds the answer back that many seconds; ``stop()`` cuts the wait
     short and drops the connection unanswered.
+
+    ``trickle`` sends the body ``trickle_size`` bytes at a time, that many
+    seconds apart (the status line and headers go at once, unless
+    ``trickle_head`` trickles them too): a slow or stalling upstream. ``stop()``
+    or the client hanging up ends it.
     """
 
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | str | dict | list | None = b""
     delay: float = 0.0
+    trickle: float = 0.0
+    trickle_size: int = 1
+    trickle_head: bool = False
 
     def encoded(self) -> tuple[bytes, str]:
         """The body as bytes and the Content-Type it implies."""
@@ -127,9 +137,19 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, owner: _SandboxServer) -> None:
+    def __init__(
+        self, owner: _SandboxServer, host: str = LOOPBACK, port: int = 0
+    ) -> None:
+        if host not in (LOOPBACK, LOOPBACK6):
+            raise ValueError(f"sandbox servers bind {LOOPBACK} or {LOOPBACK6} only")
         self.owner = owner
-        super().__init__((LOOPBACK, 0), _Handler)
+        self.address_family = socket.AF_INET6 if host == LOOPBACK6 else socket.AF_INET
+        super().__init__((host, port), _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer would look its address up in DNS (getfqdn); loopback needs none.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client hanging up mid-answer (a timeout under test) is routine.
@@ -138,18 +158,22 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _SandboxServer:
-    """Serves ``_respond(request) -> Reply`` on 127.0.0.1 from a daemon thread."""
+    """Serves ``_respond(request) -> Reply`` on 127.0.0.1 from a daemon thread.
+
+    ``host`` may be ``::1`` instead, and ``port`` a chosen one (0: a free one).
+    """
 
     #: Headers added to every answer unless the Reply sets them.
     always_headers: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = LOOPBACK, port: int = 0) -> None:
         self._cond = threading.Condition()
         self._recorded: list[RecordedRequest] = []
         self._stopping = threading.Event()
         self.errors: list[str] = []
         self.started = time.monotonic()
-        self._httpd = _HTTPServer(self)
+        self.host = host
+        self._httpd = _HTTPServer(self, host, port)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.01},
@@ -173,7 +197,8 @@ class _SandboxServer:
 
     @property
     def host_port(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -232,13 +257,38 @@ class _SandboxServer:
         for given in (defaults, self.always_headers, reply.headers):
             headers.update({name.lower(): (name, v) for name, v in given.items()})
 
+        if handler.command == "HEAD" or reply.status in (204, 304):
+            payload = b""
+        if reply.trickle:
+            self._trickle(handler, reply, headers.values(), payload)
+            return
+
         handler.send_response(reply.status)
         for name, value in headers.values():
             handler.send_header(name, value)
         handler.end_headers()
+        handler.wfile.write(payload)
 
-        if handler.command != "HEAD" and reply.status not in (204, 304):
-            handler.wfile.write(payload)
+    def _trickle(self, handler, reply: Reply, headers, payload: bytes) -> None:
+        """Write the answer a few bytes at a time; stop() or a hang-up ends it."""
+        phrase = handler.responses.get(reply.status, ("",))[0]
+        lines = [
+            f"{handler.protocol_version} {reply.status} {phrase}",
+            f"Server: {handler.version_string()}",
+            f"Date: {handler.date_time_string()}",
+            *(f"{name}: {value}" for name, value in headers),
+        ]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        handler.close_connection = True
+        if not reply.trickle_head:
+            handler.wfile.write(head)
+            head = b""
+        rest = head + payload
+        size = max(1, reply.trickle_size)
+        for start in range(0, len(rest), size):
+            if self._stopping.wait(reply.trickle):
+                return
+            handler.wfile.write(rest[start : start + size])
 
 
 def _read_request(handler: BaseHTTPRequestHandler) -> RecordedRequest:
@@ -288,6 +338,7 @@ class AppServer(_SandboxServer):
     ``ready_after``: 503 "starting" until that many seconds after the server
     was constructed (not after the first request), then 200 ``ready_body``.
     With none of these it is ready at once. ``clock`` lets a test move time.
+    ``host`` (``127.0.0.1`` or ``::1``) and ``port`` choose where it listens.
     """
 
     def __init__(
@@ -296,6 +347,9 @@ class AppServer(_SandboxServer):
         ready_after: float | None = None,
         ready_body: str = "ok",
         clock: Callable[[], float] = time.monotonic,
+        *,
+        host: str = LOOPBACK,
+        port: int = 0,
     ) -> None:
         if script and ready_after is not None:
             raise ValueError("give script or ready_after, not both")
@@ -304,7 +358,7 @@ class AppServer(_SandboxServer):
         self._ready_from = clock() + (ready_after or 0)
         self._script = _Script(script, repeat_last=True)
         self._routes: dict[str, _Script] = {}
-        super().__init__()
+        super().__init__(host, port)
 
     def set_script(self, replies: Iterable[Reply] | None) -> None:
         """Replace the script from the next request on (None or [] clears it)."""

@@ -646,3 +646,24 @@ def test_giving_up_logs_the_last_attempt_and_names_the_ones_before_it(cli):
     assert len(attempt_lines) == len(app.requests)
     assert attempt_lines[-1].endswith("deadline reached")
     assert re.search(r"last: HTTP 503.*\(before it: #\d+ at [\d.]+s: HTTP 503", run.err)
+
+
+def test_a_clock_that_stands_still_during_attempts_still_reaches_the_deadline():
+    # Attempts that take no measurable time must not become a busy loop at the
+    # deadline: the last one fits exactly, then the probe gives up.
+    now = [0.0]
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        now[0] += seconds
+
+    with AppServer(script=[Reply(503)]) as app:
+        probe = Probe(
+            ProbeOptions(url=app.url, timeout=60.0), clock=lambda: now[0], sleep=sleep
+        )
+        with pytest.raises(NotReadyError):
+            probe.wait_until_ready()
+        assert len(app.requests) == len(waits) + 1
+    assert len(waits) <= 60 / 2 + 2
+    assert sum(waits) <= 60.0

@@ -199,6 +199,43 @@ def probe_options(func):
             show_default=True,
             help="Seconds between the first ready answer and the confirming one.",
         ),
+        click.option(
+            "--expect-header",
+            "expect_headers",
+            metavar="NAME=VALUE",
+            multiple=True,
+            help="Ready only if the response header NAME equals VALUE, repeatable (e.g. the deployed version: 'x-version=3f78685').",
+        ),
+        click.option(
+            "--method",
+            type=click.Choice(["GET", "HEAD"], case_sensitive=False),
+            default="GET",
+            show_default=True,
+            help="HTTP method of the probe; HEAD skips the body, so it cannot be combined with --expect-text.",
+        ),
+        click.option(
+            "--ipv4",
+            is_flag=True,
+            help="Connect over IPv4 only (default: every address the name resolves to, in order).",
+        ),
+        click.option("--ipv6", is_flag=True, help="Connect over IPv6 only."),
+        click.option(
+            "--no-proxy",
+            is_flag=True,
+            help="Ignore HTTP_PROXY, HTTPS_PROXY and NO_PROXY for the probe and connect directly.",
+        ),
+        click.option(
+            "--ca-bundle",
+            metavar="PATH",
+            envvar="BUGSTER_CA_BUNDLE",
+            show_envvar=True,
+            help="CA certificates (PEM) to verify the deployment's TLS certificate. Default: REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, SSL_CERT_FILE, else the certifi set.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            help="Do not verify TLS certificates (a warning on every run); prefer --ca-bundle.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -206,11 +243,17 @@ def probe_options(func):
 
 
 def build_probe_options(params: dict, url: str = "") -> ProbeOptions:
-    # requests reads these itself, but fails deep inside a request on a bad path.
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        bundle = os.environ.get(name)
-        if bundle and not os.path.exists(bundle):
-            raise ConfigError(f"{name} names {bundle}, which does not exist")
+    method = params["method"].upper()
+    if method == "HEAD" and params["expect_text"] is not None:
+        raise ConfigError(
+            "--expect-text needs a body, which an answer to HEAD never has: "
+            "use --method GET"
+        )
+    # Errors about the bundle name where it came from: the flag or its variable.
+    ctx = click.get_current_context(silent=True)
+    from_env = ctx is not None and (
+        ctx.get_parameter_source("ca_bundle") is ParameterSource.ENVIRONMENT
+    )
     max_wait = params["max_poll_interval"]
     return ProbeOptions(
         url=url,
@@ -222,6 +265,15 @@ def build_probe_options(params: dict, url: str = "") -> ProbeOptions:
         initial_wait=min(params["poll_interval"], max_wait),
         max_wait=max_wait,
         confirm_delay=params["confirm_delay"],
+        verify=ProbeOptions.verify_for(
+            params["ca_bundle"],
+            "BUGSTER_CA_BUNDLE" if from_env else "--ca-bundle",
+            params["insecure"],
+        ),
+        method=method,
+        expect_headers=ProbeOptions.expected_headers(params["expect_headers"]),
+        family=ProbeOptions.family_for(params["ipv4"], params["ipv6"]),
+        trust_env=not params["no_proxy"],
     )
 
 
@@ -403,7 +455,7 @@ def cli(ctx: click.Context) -> None:
     show_default=True,
     envvar="BUGSTER_OUTPUT_FORMAT",
     show_envvar=True,
-    help="json, or dotenv (BUGSTER_*=value lines, for GitLab's artifacts:reports:dotenv). With GITHUB_OUTPUT set, the same facts are also appended as step outputs.",
+    help="json, or dotenv (BUGSTER_RESULT_*=value lines, for GitLab's artifacts:reports:dotenv). With GITHUB_OUTPUT set, the same facts are also appended as step outputs.",
 )
 @click.option(
     "--soft-fail",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 
 from bugster_step.ci import Found, is_full_sha, looks_like_branch
@@ -21,6 +20,8 @@ class GitInfo:
 
 
 def _git(workspace: str, *args: str) -> str | None:
+    import subprocess  # only when git is asked; it is slow to import
+
     # The workspace is often owned by another uid (Jenkins, Cloud Build volumes):
     # without safe.directory git refuses with "dubious ownership".
     trusted = {workspace, os.path.realpath(workspace)}

@@ -19,7 +19,6 @@ import random
 import urllib.parse
 from dataclasses import dataclass, field
 
-import backoff
 import requests
 
 from bugster_step import __version__
@@ -117,6 +116,10 @@ class Webhook:
         return headers
 
     def send(self, payload: dict, delivery_key: str | None = None) -> Delivery:
+        # Imported here: backoff loads asyncio, which `--version` and the
+        # usage errors have no use for (see `make bench`, cold start).
+        import backoff
+
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = self.headers(payload, delivery_key)
         tries = {"count": 0}
