@@ -194,3 +194,18 @@ def test_webhook_redirect_with_a_bad_location_is_a_rejection(cli, receiver):
     assert run.code == 5
     assert "unusable Location" in run.err
     assert len(receiver.requests) == 1
+
+
+def test_basic_auth_password_in_the_url_is_masked(cli, receiver):
+    url = "http://preview:s3cret-pass-word@127.0.0.1:9/"
+    run = cli(
+        "notify",
+        "--dry-run",
+        *IDS,
+        f"--environment-url={url}",
+        f"--api-url={receiver.url}",
+        env={"BUGSTER_API_KEY": API_KEY},
+    )
+    assert run.code == 0, run.err
+    assert "s3cret-pass-word" not in run.output
+    assert "preview:********@127.0.0.1" in run.output

@@ -573,6 +573,7 @@ def probe(ctx: click.Context, url: str, **params) -> None:
       bugster-step probe "$URL" --header "x-vercel-protection-bypass: $SECRET"
     """
     setup_logging(ctx)
+    redact.register_url_credentials(url)
     result = Probe(build_probe_options(params, url)).wait_until_ready()
     click.echo(f"ready: {url} ({len(result.attempts)} attempts, {result.elapsed:.1f}s)")
 

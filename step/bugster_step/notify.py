@@ -275,6 +275,7 @@ def plan(opts: NotifyOptions, environ: Mapping[str, str]) -> Plan:
         )
     if env_url is not None:
         payload["environment_url"] = check_url(env_url)
+        redact.register_url_credentials(payload["environment_url"])
         origins["environment_url"] = env_url.origin
     payload["deployment_state"] = opts.state
 

@@ -52,6 +52,20 @@ def register(secret: str | None) -> None:
         _forms.sort(key=len, reverse=True)
 
 
+def register_url_credentials(url: str | None) -> None:
+    """Mask the password of ``https://user:password@host/`` wherever it shows."""
+    if not url:
+        return
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return
+    if password:
+        register(password)
+        register(urllib.parse.unquote(password))
+
+
 def redact(text: str) -> str:
     """``text`` with every registered form masked, in any letter case (percent
     escapes are case-insensitive, and some services lowercase what they echo)."""
