@@ -14,13 +14,14 @@ import sys
 import threading
 import traceback
 import urllib.parse
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
 
 from bugster_step import __version__, redact
 from bugster_step import log as logmod
-from bugster_step.apikey import KeySource
+from bugster_step.choices import DEFAULT_API_URL, REFS, STATES
 from bugster_step.ci import CI_NAMES, Found
 from bugster_step.errors import (
     ConfigError,
@@ -31,17 +32,15 @@ from bugster_step.errors import (
     UndeliveredError,
 )
 from bugster_step.log import log
-from bugster_step.notify import (
-    DEFAULT_API_URL,
-    REFS,
-    STATES,
-    NotifyOptions,
-    Result,
-    run,
-)
-from bugster_step.probe import Probe, ProbeOptions, StatusSet
 from bugster_step.report import FORMATS, publish
-from bugster_step.webhook import RetryPolicy
+
+if TYPE_CHECKING:
+    from bugster_step.apikey import KeySource
+    from bugster_step.notify import NotifyOptions, Result
+    from bugster_step.probe import ProbeOptions
+
+# The job's modules (notify, probe, webhook, apikey) are imported inside the
+# commands that use them: --version, --help and usage errors start faster.
 
 # Shown when --soft-fail turns a failure into exit 0.
 SOFT_FAIL_WARNING = (
@@ -243,6 +242,8 @@ def probe_options(func):
 
 
 def build_probe_options(params: dict, url: str = "") -> ProbeOptions:
+    from bugster_step.probe import ProbeOptions, StatusSet
+
     method = params["method"].upper()
     if method == "HEAD" and params["expect_text"] is not None:
         raise ConfigError(
@@ -496,6 +497,9 @@ def notify(ctx: click.Context, **params) -> None:
       bugster-step notify --dry-run --environment-url "$URL"
     """
     setup_logging(ctx)
+    from bugster_step.notify import NotifyOptions, Result, run
+    from bugster_step.webhook import RetryPolicy
+
     opts = NotifyOptions(
         key_sources=_key_sources(ctx, params),
         project_id=_found(ctx, params, "project_id"),
@@ -574,6 +578,8 @@ def probe(ctx: click.Context, url: str, **params) -> None:
     """
     setup_logging(ctx)
     redact.register_url_credentials(url)
+    from bugster_step.probe import Probe
+
     result = Probe(build_probe_options(params, url)).wait_until_ready()
     click.echo(f"ready: {url} ({len(result.attempts)} attempts, {result.elapsed:.1f}s)")
 
@@ -633,6 +639,8 @@ def _found(ctx: click.Context, params: dict, name: str) -> Found | None:
 
 
 def _key_sources(ctx: click.Context, params: dict) -> list[KeySource]:
+    from bugster_step.apikey import KeySource
+
     sources = []
     for name, kind in (
         ("api_key", "value"),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from bugster_step import apikey, ci, gitinfo, redact
 from bugster_step.apikey import KeySource
+from bugster_step.choices import DEFAULT_API_URL, REFS, STATES  # noqa: F401 (re-exported)
 from bugster_step.ci import CIInfo, Found, is_full_sha
 from bugster_step.errors import ConfigError, NotReadyError, RejectedError
 from bugster_step.log import log
@@ -23,10 +24,6 @@ from bugster_step.webhook import (
     Webhook,
     delivery_key,
 )
-
-STATES = ("success", "in_progress", "cancelled", "error")
-REFS = ("auto", "commit", "branch")
-DEFAULT_API_URL = "https://api.bugster.app"
 
 # Shown when neither the CI nor git gave a commit or a branch.
 NO_REF = (
