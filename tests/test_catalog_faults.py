@@ -779,11 +779,6 @@ KNOWN_BUGS: dict[str, str] = {
         "request: an answer that trickles (a byte every 0.05 s) is waited for "
         "to the end, past --request-timeout and --retry-max-time"
     ),
-    "metadata: token JSON without access_token -> exit 4 after 0 POSTs": (
-        "google-auth's KeyError('access_token') falls through to 'Secret Manager "
-        "refused ...: 'access_token'', which blames Secret Manager (it got no "
-        "request) instead of the credentials"
-    ),
 }
 
 

@@ -415,3 +415,22 @@ def test_git_unavailable_is_said_plainly(cli, repo, monkeypatch, tmp_path):
     assert run.code == 2
     assert "git unavailable: the git command is not installed" in run.err
     assert "Traceback" not in run.output
+
+
+def test_jenkins_pull_request_without_git_warns_that_the_merge_was_not_checked(
+    cli, jenkins_merge, monkeypatch, tmp_path
+):
+    _change, merge = jenkins_merge
+    empty = tmp_path / "no-git-here"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    env = {
+        "JENKINS_URL": "http://jenkins.test/",
+        "GIT_COMMIT": merge,
+        "CHANGE_ID": "7",
+        "CHANGE_BRANCH": "feat",
+    }
+    run = dry_run(cli, env)
+    assert payload_of(run)["commit_sha"] == merge
+    assert "may be the CI's merge of the pull request" in run.err
+    assert "git unavailable" in run.err

@@ -80,10 +80,11 @@ def read(workspace: str, *, ci_made_merge: bool = False) -> GitInfo:
     return info
 
 
-def merged_change(workspace: str, commit: Found) -> Found | None:
+def merged_change(workspace: str, commit: Found) -> tuple[Found | None, str | None]:
     """The change itself when ``commit`` is a two-parent merge the CI made and the
-    checkout shows it as HEAD: its second parent. None when git cannot tell."""
-    shas, _problem = _head_parents(workspace)
+    checkout shows it as HEAD: its second parent. Otherwise None, with the
+    reason git could not tell (None when it could, and HEAD is no such merge)."""
+    shas, problem = _head_parents(workspace)
     if len(shas) == 3 and shas[0] == commit.value and is_full_sha(shas[2]):
-        return Found(shas[2], f"git (HEAD^2 of the merge in {commit.origin})")
-    return None
+        return Found(shas[2], f"git (HEAD^2 of the merge in {commit.origin})"), None
+    return None, problem

@@ -32,6 +32,12 @@ NO_REF = (
     "'gcloud builds submit' has empty substitutions, so pass "
     "--substitutions=BRANCH_NAME=... or give --commit-sha or --branch"
 )
+# Shown when a pull request's commit may be the CI's own merge and git cannot tell.
+MERGE_UNCHECKED = (
+    "{origin} may be the CI's merge of the pull request into its target, and "
+    "{problem}, so it is sent as is; install git where the step runs, or pass "
+    "--commit-sha with the pull request's head commit"
+)
 # Shown before sending when the workspace has no .bugster/ folder.
 NO_BUGSTER_FOLDER = (
     "no .bugster/ folder in {workspace}: Bugster skips events for commits without "
@@ -205,7 +211,12 @@ def resolve_ref(
             if commit and info.ci_made_merge:
                 # Jenkins and Azure may hand over their own merge of the change
                 # and its target; where the checkout shows it, send the change.
-                commit = gitinfo.merged_change(workspace, commit) or commit
+                change, problem = gitinfo.merged_change(workspace, commit)
+                if problem and problem.startswith("git unavailable"):
+                    log.warning(
+                        MERGE_UNCHECKED.format(origin=commit.origin, problem=problem)
+                    )
+                commit = change or commit
         if not commit and not branch:
             merge = bool(info and info.ci_made_merge)
             git = gitinfo.read(workspace, ci_made_merge=merge)

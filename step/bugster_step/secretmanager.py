@@ -147,7 +147,17 @@ def _explain(exc, resource, project, config, gexc) -> ApiKeyError:
             f"the secret version {resource} is disabled or destroyed",
             hint="enable it, or point --api-key-secret at an enabled version",
         )
-    if isinstance(exc, gexc.Unauthorized | google.auth.exceptions.RefreshError):
+    if isinstance(
+        exc, google.auth.exceptions.GoogleAuthError
+    ) or _raised_in_google_auth(exc):
+        # The token never came: Secret Manager was not even asked.
+        first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else repr(exc)
+        return ApiKeyError(
+            f"Google rejected the credentials used to read {resource}: "
+            f"could not get an access token ({first})",
+            hint=NO_CREDENTIALS_HINT,
+        )
+    if isinstance(exc, gexc.Unauthorized):
         return ApiKeyError(
             f"Google rejected the credentials used to read {resource}: {text}",
             hint=NO_CREDENTIALS_HINT,
@@ -158,6 +168,17 @@ def _explain(exc, resource, project, config, gexc) -> ApiKeyError:
             hint="check the network and --secret-manager-endpoint, then run again",
         )
     return ApiKeyError(f"Secret Manager refused {resource}: {text}")
+
+
+def _raised_in_google_auth(exc: BaseException) -> bool:
+    """True when ``exc`` came out of google-auth (e.g. a token answer it could not
+    parse raises a bare KeyError there), not out of the Secret Manager call."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "/google/auth/" in tb.tb_frame.f_code.co_filename.replace(
+        "\\", "/"
+    )
 
 
 def _rest_status(exc) -> str:
