@@ -773,13 +773,7 @@ METADATA = [
 # --- the catalog --------------------------------------------------------------
 
 #: Rows whose expected outcome the product does not meet yet: id -> reason.
-KNOWN_BUGS: dict[str, str] = {
-    "receiver: trickled answer -> exit 6 after 1 POST": (
-        "--request-timeout is a per-read socket timeout, not a limit on the "
-        "request: an answer that trickles (a byte every 0.05 s) is waited for "
-        "to the end, past --request-timeout and --retry-max-time"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

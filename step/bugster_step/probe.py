@@ -615,6 +615,29 @@ def _session(
     return session
 
 
+def wired_session(trust_env: bool = True) -> requests.Session:
+    """A session whose connections a ``Watchdog`` can cut: the webhook's too."""
+    session = requests.Session()
+    adapter = _Adapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.trust_env = trust_env
+    return session
+
+
+class Watchdog(_Wire):
+    """A wall-clock limit on one whole exchange (connect, send, answer, body),
+    for callers other than the probe: ``with Watchdog(seconds) as dog: ...``,
+    then ``dog.was_cut`` and ``dog.cut_stage``."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__(limit, socket.AF_UNSPEC, socket.getaddrinfo)
+
+    @property
+    def cut_stage(self) -> str | None:
+        return self._cut_stage
+
+
 # --- the loop ----------------------------------------------------------------
 
 

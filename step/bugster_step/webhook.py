@@ -24,7 +24,7 @@ import requests
 from bugster_step import __version__
 from bugster_step.errors import ApiKeyError, RejectedError, UndeliveredError
 from bugster_step.log import log
-from bugster_step.probe import parse_retry_after
+from bugster_step.probe import Watchdog, parse_retry_after, wired_session
 
 PATH = "/webhooks/integrations/custom"
 USER_AGENT = f"bugster-step/{__version__} python-requests/{requests.__version__}"
@@ -91,7 +91,7 @@ class Webhook:
     api_key: str
     request_timeout: float = 10.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session = field(default_factory=wired_session)
     # What the last send() saw, for the result file even when it raised.
     attempts: int = field(default=0, init=False)
     seconds: float | None = field(default=None, init=False)
@@ -160,26 +160,28 @@ class Webhook:
             len(body),
             headers.get("Idempotency-Key"),
         )
+        # --request-timeout bounds the whole exchange, not each socket read: an
+        # answer that trickles in is cut at the limit like one that never comes.
+        watchdog = Watchdog(self.request_timeout)
         try:
-            response = self.session.post(
-                self.url,
-                data=body,
-                headers=headers,
-                timeout=(min(self.request_timeout, 10.0), self.request_timeout),
-                allow_redirects=False,
-            )
-        except (
-            requests.exceptions.ConnectTimeout,
-            requests.exceptions.SSLError,
-        ) as exc:
-            return _Outcome(
-                error=exc, sent=isinstance(exc, requests.exceptions.SSLError)
-            )
-        except requests.exceptions.ConnectionError as exc:
-            return _Outcome(error=exc, sent=not _never_connected(exc))
+            with watchdog:
+                try:
+                    response = self.session.post(
+                        self.url,
+                        data=body,
+                        headers=headers,
+                        timeout=(
+                            min(self.request_timeout, 10.0),
+                            self.request_timeout + 1,
+                        ),
+                        allow_redirects=False,
+                    )
+                finally:
+                    self.session.close()  # the next try connects afresh, under its own cut
         except requests.RequestException as exc:
-            # A read timeout, or anything else once the request was on its way.
-            return _Outcome(error=exc, sent=True)
+            if watchdog.was_cut:
+                return self._cut_outcome(watchdog)
+            return _failed(exc)
         except ValueError as exc:
             # requests parses a redirect's Location even when not following it.
             raise RejectedError(
@@ -191,6 +193,18 @@ class Webhook:
         if response.status_code in RETRY_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return _Outcome(response=response, sent=True, retry_after=retry_after)
+
+    def _cut_outcome(self, watchdog: Watchdog) -> _Outcome:
+        sent = watchdog.cut_stage not in ("resolving", "connecting")
+        kind = (
+            requests.exceptions.ReadTimeout
+            if sent
+            else requests.exceptions.ConnectTimeout
+        )
+        return _Outcome(
+            error=kind(f"cut at --request-timeout ({self.request_timeout:g}s)"),
+            sent=sent,
+        )
 
     def _conclude(self, outcome: _Outcome, attempts: int, elapsed: float) -> Delivery:
         where = f"{self.url} after {attempts} attempt{'s' if attempts != 1 else ''}"
@@ -249,6 +263,18 @@ class Webhook:
             f"Bugster rejected the event (HTTP {status}): {message}",
             hint="check --project-id and --organization-id in Bugster's settings",
         )
+
+
+def _failed(exc: requests.RequestException) -> _Outcome:
+    """A try that ended in an error: may the request have reached Bugster?"""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _Outcome(error=exc, sent=True)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return _Outcome(error=exc, sent=False)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return _Outcome(error=exc, sent=not _never_connected(exc))
+    # A read timeout, or anything else once the request was on its way.
+    return _Outcome(error=exc, sent=True)
 
 
 def _waits(initial: float, cap: float, retry_after_cap: float):
