@@ -8,6 +8,7 @@ environment never loads them.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ FLAG_WARNING = (
     "lists can show it; prefer BUGSTER_API_KEY from a secret, or --api-key-secret"
 )
 
+MAX_KEY_LENGTH = 4096  # no HTTP server takes a longer header value
 MIN_KEY_LENGTH = 8  # shorter values are not keys, and would mask half of every log
 _PLACEHOLDER = re.compile(r"^(?:\$\$?\{?[A-Za-z_][A-Za-z0-9_]*\}?|_[A-Z][A-Z0-9_]*)$")
 _BAD_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -92,6 +94,12 @@ def check_key(raw: str, origin: str) -> str:
             hint="on Cloud Build, list the secret under secretEnv and, inside args, "
             "write the variable with a double dollar sign (a single one is a substitution)",
         )
+    if len(key) > MAX_KEY_LENGTH:
+        raise ConfigError(
+            f"the API key from {origin} is {len(key)} characters long, too long to be "
+            "a Bugster API key",
+            hint="check that the secret or file holds only the key",
+        )
     if len(key) < MIN_KEY_LENGTH:
         raise ConfigError(
             f"the API key from {origin} is too short to be a Bugster API key",
@@ -113,8 +121,17 @@ def check_key(raw: str, origin: str) -> str:
 
 def read_key_file(path: str, origin: str) -> str:
     try:
+        if (
+            os.path.exists(path)
+            and not os.path.isdir(path)
+            and not os.path.isfile(path)
+        ):
+            # A FIFO would block forever, a device never ends.
+            raise ConfigError(
+                f"the API key file named by {origin} is not a regular file"
+            )
         with open(path, "rb") as handle:
-            data = handle.read(64 * 1024)
+            data = handle.read(MAX_KEY_LENGTH * 4 + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"the API key file named by {origin} does not exist"

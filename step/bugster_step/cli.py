@@ -535,7 +535,7 @@ def notify(ctx: click.Context, **params) -> None:
             opts,
             os.environ,
             fetch_secret=_secret_fetcher(opts),
-            echo=click.echo,
+            echo=_echo_result,
             result=result,
         )
     except (NotReadyError, UndeliveredError) as exc:
@@ -581,7 +581,7 @@ def probe(ctx: click.Context, url: str, **params) -> None:
     from bugster_step.probe import Probe
 
     result = Probe(build_probe_options(params, url)).wait_until_ready()
-    click.echo(f"ready: {url} ({len(result.attempts)} attempts, {result.elapsed:.1f}s)")
+    _echo_result(f"ready: {url} ({len(result.attempts)} attempts, {result.elapsed:.1f}s)")
 
 
 @cli.command("help", context_settings=CONTEXT)
@@ -731,6 +731,19 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(ExitStatus.DELIVERED)
 
 
+def _echo_result(text: str) -> None:
+    """Print a result line; a closed or full stdout must not fail a delivered run."""
+    try:
+        click.echo(text)
+    except OSError as exc:
+        log.warning("could not print the result to stdout: %s", exc.strerror or exc)
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail too.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
 def _where_stopped(result: Result) -> str:
     webhook = result.webhook
     if webhook is not None and webhook.in_flight:
@@ -740,6 +753,12 @@ def _where_stopped(result: Result) -> str:
         )
     if result.delivery is not None:
         return "interrupted after the event was delivered"
+    if webhook is not None and webhook.attempts:
+        return (
+            f"interrupted while waiting to retry, after {webhook.attempts} POST"
+            f"{'s' if webhook.attempts != 1 else ''} to Bugster: the outcome is unknown "
+            "(check Bugster before running the step again)"
+        )
     return "interrupted before anything was sent to Bugster"
 
 

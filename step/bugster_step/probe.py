@@ -46,6 +46,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from bugster_step import redact
 from bugster_step.errors import ConfigError, NotReadyError
 from bugster_step.log import log
 
@@ -787,6 +788,7 @@ class Probe:
             location = headers.get("Location")
             if status in REDIRECTS and location:
                 target = urllib.parse.urljoin(url, location)
+                redact.register_url_credentials(target)
                 if not same_host(url, target):
                     return Attempt(
                         number,
@@ -818,10 +820,25 @@ class Probe:
             if self.options.expect_text is None:
                 return response.status_code, response.headers, b""
             wire.stage = "body"
-            body = response.raw.read(BODY_LIMIT, decode_content=True)
-            return response.status_code, response.headers, body
+            return response.status_code, response.headers, self._read_body(response)
         finally:
             response.close()
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        """The body up to BODY_LIMIT, or less: reading stops as soon as the expected
+        text is in, so a body that keeps streaming can still pass."""
+        wanted = (self.options.expect_text or "").encode("utf-8")
+        body = bytearray()
+        while len(body) < BODY_LIMIT:
+            chunk = response.raw.read1(
+                min(65536, BODY_LIMIT - len(body)), decode_content=True
+            )
+            if not chunk:
+                break
+            body.extend(chunk)
+            if wanted and wanted in body:
+                break
+        return bytes(body)
 
     def _send(self, url: str, remaining: float) -> requests.Response:
         opts = self.options

@@ -8,6 +8,8 @@ error texts quote values in those forms.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import re
 import threading
@@ -21,6 +23,8 @@ _forms: list[str] = []
 
 def _encodings(secret: str) -> set[str]:
     forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+    with contextlib.suppress(UnicodeEncodeError):
+        forms.add(base64.b64encode(secret.encode()).decode().rstrip("="))
     forms.add(json.dumps(secret)[1:-1].replace("/", "\\/"))  # JSON may escape "/"
     for quote in (
         lambda s: urllib.parse.quote(s, safe=""),

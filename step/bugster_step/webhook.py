@@ -126,6 +126,7 @@ class Webhook:
 
         def post_once() -> _Outcome:
             tries["count"] += 1
+            self.attempts = tries["count"]  # live: an interrupt may come between tries
             return self._post(body, headers)
 
         retrying = backoff.on_predicate(
@@ -231,6 +232,13 @@ class Webhook:
         status = response.status_code
         parsed, message = _read_body(response)
         self.last_status, self.last_message = status, message
+        if status < 200:
+            raise UndeliveredError(
+                f"{self.url} answered HTTP {status}, an informational status, as its "
+                "final answer: the outcome is unknown",
+                hint="check --api-url, and any proxy between the step and Bugster",
+                outcome_unknown=True,
+            )
         if 200 <= status < 300:
             skipped = any(m in message.lower() for m in SKIP_MARKERS)
             return Delivery(status, message, parsed, attempts, elapsed, skipped)
@@ -285,7 +293,9 @@ def _waits(initial: float, cap: float, retry_after_cap: float):
         base = min(cap, initial * (2**tries))
         wait = random.uniform(base / 2, base)  # noqa: S311 (jitter, not crypto)
         if outcome is not None and outcome.retry_after is not None:
-            wait = min(outcome.retry_after, retry_after_cap)
+            # Respected, but never shorter than the backoff: "Retry-After: 0"
+            # must not turn the retries into a burst.
+            wait = max(wait, min(outcome.retry_after, retry_after_cap))
         tries += 1
         outcome = yield wait
 
