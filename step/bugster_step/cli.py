@@ -581,7 +581,9 @@ def probe(ctx: click.Context, url: str, **params) -> None:
     from bugster_step.probe import Probe
 
     result = Probe(build_probe_options(params, url)).wait_until_ready()
-    _echo_result(f"ready: {url} ({len(result.attempts)} attempts, {result.elapsed:.1f}s)")
+    _echo_result(
+        f"ready: {url} ({len(result.attempts)} attempts, {result.elapsed:.1f}s)"
+    )
 
 
 @cli.command("help", context_settings=CONTEXT)
