@@ -630,6 +630,13 @@ def sm_script(*replies: Reply, value: str = API_KEY + "\n"):
     return arrange
 
 
+def sm_script_timed(seconds: float, *replies: Reply):
+    def arrange(rig: Rig) -> list[str]:
+        return [*sm_script(*replies)(rig), f"--secret-manager-timeout={seconds:g}"]
+
+    return arrange
+
+
 def sm_token_rejected(rig: Rig) -> list[str]:
     args = rig.secret()
     rig.secret_manager.token = "another-token"  # the metadata token is stale
@@ -663,8 +670,8 @@ SECRET_MANAGER = [
         "(HTTP 200)",
     ),
     (
-        "500 x many, gives up at the 30 s deadline",
-        sm_script(*[google_error(500, "INTERNAL", "boom")] * 200),
+        "500 x many, gives up at --secret-manager-timeout",
+        sm_script_timed(3, *[google_error(500, "INTERNAL", "boom")] * 200),
         4,
         0,
         "Secret Manager did not answer",

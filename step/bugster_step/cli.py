@@ -336,6 +336,15 @@ def cli(ctx: click.Context) -> None:
     help="Secret Manager endpoint override (Private Service Connect, a local sandbox).",
 )
 @click.option(
+    "--secret-manager-timeout",
+    type=Seconds(min=1.0),
+    default=30.0,
+    show_default=True,
+    envvar="BUGSTER_SECRET_MANAGER_TIMEOUT",
+    show_envvar=True,
+    help="Seconds for reading the secret, retries included (each request: at most 10).",
+)
+@click.option(
     "--project-id",
     envvar="BUGSTER_PROJECT_ID",
     show_envvar=True,
@@ -534,7 +543,7 @@ def notify(ctx: click.Context, **params) -> None:
         run(
             opts,
             os.environ,
-            fetch_secret=_secret_fetcher(opts),
+            fetch_secret=_secret_fetcher(opts, params["secret_manager_timeout"]),
             echo=_echo_result,
             result=result,
         )
@@ -657,7 +666,7 @@ def _key_sources(ctx: click.Context, params: dict) -> list[KeySource]:
     return sources
 
 
-def _secret_fetcher(opts: NotifyOptions):
+def _secret_fetcher(opts: NotifyOptions, secret_manager_timeout: float = 30.0):
     def fetch(name):
         from bugster_step import secretmanager
 
@@ -665,6 +674,8 @@ def _secret_fetcher(opts: NotifyOptions):
             os.environ,
             gcp_project=opts.gcp_project,
             endpoint=opts.secret_manager_endpoint,
+            deadline=secret_manager_timeout,
+            timeout=min(10.0, secret_manager_timeout),
         )
         return secretmanager.fetch(name, config)
 
