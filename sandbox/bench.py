@@ -35,6 +35,22 @@ SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"
 PYTHON = sys.executable
 
 
+def in_progress_notify(receiver: BugsterReceiver) -> list[str]:
+    """The notify run the ratios measure: key from the environment, no probe."""
+    return [
+        PYTHON,
+        "-m",
+        "bugster_step",
+        "notify",
+        "--state=in_progress",
+        f"--commit-sha={SHA}",
+        "--project-id=bench",
+        "--organization-id=org_bench",
+        f"--api-url={receiver.url}",
+        "--quiet",
+    ]
+
+
 def timed(argv: list[str], env: dict[str, str], cwd: str) -> float:
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, check=False)
@@ -71,18 +87,7 @@ def bench_cold_start_and_notify(env, cwd, receiver: BugsterReceiver) -> None:
         "<= 1.15x",
         ratio <= 1.15,
     )
-    notify = [
-        PYTHON,
-        "-m",
-        "bugster_step",
-        "notify",
-        "--state=in_progress",
-        f"--commit-sha={SHA}",
-        "--project-id=bench",
-        "--organization-id=org_bench",
-        f"--api-url={receiver.url}",
-        "--quiet",
-    ]
+    notify = in_progress_notify(receiver)
     base, ours = side_by_side(baseline, notify, {**env, "BUGSTER_API_KEY": KEY}, cwd)
     ratio = ours / base
     line(
@@ -96,18 +101,7 @@ def bench_cold_start_and_notify(env, cwd, receiver: BugsterReceiver) -> None:
 def bench_secret_manager(
     env, cwd, receiver: BugsterReceiver, secrets: SecretManagerFake
 ) -> None:
-    common = [
-        PYTHON,
-        "-m",
-        "bugster_step",
-        "notify",
-        "--state=in_progress",
-        f"--commit-sha={SHA}",
-        "--project-id=bench",
-        "--organization-id=org_bench",
-        f"--api-url={receiver.url}",
-        "--quiet",
-    ]
+    common = in_progress_notify(receiver)
     with_env = {**env, "BUGSTER_API_KEY": KEY}
     with_secret = {
         **env,

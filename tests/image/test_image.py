@@ -36,6 +36,7 @@ import pytest
 
 from sandbox import SecretManagerFake
 from tests.conftest import API_KEY, FULL_SHA, GOOGLE_ENV, METADATA, OTHER_SHA
+from tests.conftest import cloud_build_env as base_cloud_build_env
 from tests.image import oci
 
 pytestmark = pytest.mark.image
@@ -420,28 +421,16 @@ def test_image_is_small_and_holds_no_build_leftovers(image, report):
 
 def cloud_build_env(**overrides: str) -> dict[str, str]:
     """automapSubstitutions for a branch-push trigger, and Cloud Build's own HOME."""
-    env = {
-        "BUILD_ID": str(uuid.uuid4()),
-        "PROJECT_ID": "acme-gcp",
-        "PROJECT_NUMBER": "123456789012",
-        "LOCATION": "us-central1",
-        "COMMIT_SHA": FULL_SHA,
-        "REVISION_ID": FULL_SHA,
-        "SHORT_SHA": FULL_SHA[:7],
-        "BRANCH_NAME": "main",
-        "REF_NAME": "main",
-        "TAG_NAME": "",
-        "REPO_NAME": "shop",
-        "REPO_FULL_NAME": "acme/shop",
-        "TRIGGER_NAME": "deploy-main",
-        "TRIGGER_BUILD_CONFIG_PATH": "cloudbuild.yaml",
-        "SERVICE_ACCOUNT_EMAIL": "builder@acme-gcp.iam.gserviceaccount.com",
-        "SERVICE_ACCOUNT": "projects/acme-gcp/serviceAccounts/builder@acme-gcp.iam.gserviceaccount.com",
-        "HOME": "/builder/home",
-        "BUILDER_OUTPUT": "/builder/outputs",
-    }
-    env.update(overrides)
-    return env
+    extra = dict(
+        BUILD_ID=str(uuid.uuid4()),
+        REPO_FULL_NAME="acme/shop",
+        TRIGGER_BUILD_CONFIG_PATH="cloudbuild.yaml",
+        SERVICE_ACCOUNT_EMAIL="builder@acme-gcp.iam.gserviceaccount.com",
+        SERVICE_ACCOUNT="projects/acme-gcp/serviceAccounts/builder@acme-gcp.iam.gserviceaccount.com",
+        HOME="/builder/home",
+        BUILDER_OUTPUT="/builder/outputs",
+    )
+    return base_cloud_build_env(**{**extra, **overrides})
 
 
 def cloud_build_mounts(tmp_path: Path) -> list[str]:
