@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bugster_step import redact
+from bugster_step.choices import SHELL_PLACEHOLDER, UNPRINTABLE
 from bugster_step.errors import ConfigError
 from bugster_step.log import log
 
@@ -32,8 +33,8 @@ FLAG_WARNING = (
 
 MAX_KEY_LENGTH = 4096  # no HTTP server takes a longer header value
 MIN_KEY_LENGTH = 8  # shorter values are not keys, and would mask half of every log
-_PLACEHOLDER = re.compile(r"^(?:\$\$?\{?[A-Za-z_][A-Za-z0-9_]*\}?|_[A-Z][A-Z0-9_]*)$")
-_BAD_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
+# A shell placeholder, or a Cloud Build user substitution's name (_BUGSTER_API_KEY).
+_PLACEHOLDER = re.compile(rf"^(?:{SHELL_PLACEHOLDER}|_[A-Z][A-Z0-9_]*)$")
 
 _SECRET_ID = r"[A-Za-z0-9_-]{1,255}"  # noqa: S105 (a pattern, not a secret)
 _VERSION = r"(?:latest|[1-9][0-9]*)"
@@ -111,7 +112,7 @@ def check_key(raw: str, origin: str) -> str:
             hint="a key is printable ASCII; an invisible character may have come "
             "with a copy and paste",
         )
-    if _BAD_CHAR.search(key):
+    if UNPRINTABLE.search(key):
         raise ConfigError(
             f"the API key from {origin} contains whitespace or control characters",
             hint="a key is one line of printable characters; check how the secret was created",

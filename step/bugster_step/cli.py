@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 import traceback
-import urllib.parse
 from typing import TYPE_CHECKING
 
 import click
@@ -21,7 +20,7 @@ from click.core import ParameterSource
 
 from bugster_step import __version__, redact
 from bugster_step import log as logmod
-from bugster_step.choices import DEFAULT_API_URL, REFS, STATES
+from bugster_step.choices import DEFAULT_API_URL, REFS, STATES, url_problem
 from bugster_step.ci import CI_NAMES, Found
 from bugster_step.errors import (
     ConfigError,
@@ -57,20 +56,9 @@ class HttpUrl(click.ParamType):
 
     def convert(self, value, param, ctx):
         text = str(value).strip()
-        try:
-            parts = urllib.parse.urlsplit(text)
-        except ValueError:
-            self.fail(f"{text!r} is not a valid URL", param, ctx)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.fail(
-                f"{text!r} is not an http:// or https:// URL with a host", param, ctx
-            )
-        try:
-            parts.port  # noqa: B018 (raises on a bad port)
-        except ValueError:
-            self.fail(f"{text!r} has an invalid port", param, ctx)
-        if any(c.isspace() for c in text):
-            self.fail(f"{text!r} contains whitespace", param, ctx)
+        problem = url_problem(text)
+        if problem:
+            self.fail(problem, param, ctx)
         return text
 
 
@@ -252,9 +240,7 @@ def build_probe_options(params: dict, url: str = "") -> ProbeOptions:
         )
     # Errors about the bundle name where it came from: the flag or its variable.
     ctx = click.get_current_context(silent=True)
-    from_env = ctx is not None and (
-        ctx.get_parameter_source("ca_bundle") is ParameterSource.ENVIRONMENT
-    )
+    named = _origin(ctx, "ca_bundle") if ctx is not None else "--ca-bundle"
     max_wait = params["max_poll_interval"]
     return ProbeOptions(
         url=url,
@@ -266,11 +252,7 @@ def build_probe_options(params: dict, url: str = "") -> ProbeOptions:
         initial_wait=min(params["poll_interval"], max_wait),
         max_wait=max_wait,
         confirm_delay=params["confirm_delay"],
-        verify=ProbeOptions.verify_for(
-            params["ca_bundle"],
-            "BUGSTER_CA_BUNDLE" if from_env else "--ca-bundle",
-            params["insecure"],
-        ),
+        verify=ProbeOptions.verify_for(params["ca_bundle"], named, params["insecure"]),
         method=method,
         expect_headers=ProbeOptions.expected_headers(params["expect_headers"]),
         family=ProbeOptions.family_for(params["ipv4"], params["ipv6"]),

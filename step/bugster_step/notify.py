@@ -6,13 +6,19 @@ import json
 import os
 import re
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bugster_step import apikey, ci, gitinfo, redact
 from bugster_step.apikey import KeySource
-from bugster_step.choices import DEFAULT_API_URL, REFS, STATES  # noqa: F401 (re-exported)
+from bugster_step.choices import (  # noqa: F401 (the first three re-exported)
+    DEFAULT_API_URL,
+    PLACEHOLDER,
+    REFS,
+    STATES,
+    UNPRINTABLE,
+    url_problem,
+)
 from bugster_step.ci import CIInfo, Found, is_full_sha
 from bugster_step.errors import ConfigError, NotReadyError, RejectedError
 from bugster_step.log import log
@@ -46,8 +52,6 @@ NO_BUGSTER_FOLDER = (
 )
 
 _SHORTISH_HEX = re.compile(r"^[0-9a-fA-F]{4,63}$")
-_BAD_ID_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
-_PLACEHOLDER = re.compile(r"^\$\$?\{?[A-Za-z_][A-Za-z0-9_]*\}?$")
 
 
 @dataclass
@@ -138,12 +142,12 @@ def check_id(found: Found | None, flag: str, env: str) -> str:
     value = found.value.strip()
     if not value:
         raise ConfigError(f"{found.origin} is empty")
-    if _PLACEHOLDER.match(value):
+    if PLACEHOLDER.match(value):
         raise ConfigError(
             f"{found.origin} looks like an unexpanded placeholder: {value!r}",
             hint="on Cloud Build, define it under substitutions (user substitutions start with _)",
         )
-    if _BAD_ID_CHAR.search(value):
+    if UNPRINTABLE.search(value):
         raise ConfigError(f"{found.origin} contains whitespace or control characters")
     return value
 
@@ -151,20 +155,9 @@ def check_id(found: Found | None, flag: str, env: str) -> str:
 def check_url(found: Found) -> str:
     """An http(s) URL with a host; flags are checked by click, CI values here."""
     value = found.value.strip()
-    try:
-        parts = urllib.parse.urlsplit(value)
-        parts.port  # noqa: B018 (raises on a bad port)
-    except ValueError:
-        parts = None
-    if (
-        not parts
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or " " in value
-    ):
-        raise ConfigError(
-            f"{found.origin}: {value!r} is not an http:// or https:// URL"
-        )
+    problem = url_problem(value)
+    if problem:
+        raise ConfigError(f"{found.origin}: {problem}")
     return value
 
 
@@ -186,7 +179,7 @@ def check_branch(found: Found) -> Found:
         value = value[len("refs/heads/") :]
     if (
         not ci.looks_like_branch(value)
-        or _BAD_ID_CHAR.search(value)
+        or UNPRINTABLE.search(value)
         or value.startswith("-")
     ):
         raise ConfigError(f"{found.origin}: {value!r} is not a branch name")

@@ -32,6 +32,10 @@ RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
 # Answers after which Bugster may already be acting on the event.
 AMBIGUOUS_STATUSES = frozenset({500})
 SKIP_MARKERS = ("does not have .bugster", "skipping event")
+# Shown when the API answers with a redirect: the URL is not the API's.
+API_URL_HINT = (
+    "check --api-url: it should be the API's base URL, e.g. https://api.bugster.app"
+)
 # Shown when Bugster accepted the event but will not run tests.
 SKIPPED_WARNING = (
     "Bugster skipped the event: the deployed commit has no .bugster/ folder. "
@@ -187,7 +191,7 @@ class Webhook:
             # requests parses a redirect's Location even when not following it.
             raise RejectedError(
                 f"{self.url} answered a redirect with an unusable Location ({exc})",
-                hint="check --api-url: it should be the API's base URL, e.g. https://api.bugster.app",
+                hint=API_URL_HINT,
             ) from None
         log.debug("answer: HTTP %d %s", response.status_code, response.text[:300])
         retry_after = None
@@ -247,7 +251,7 @@ class Webhook:
             raise RejectedError(
                 f"{self.url} answered HTTP {status} (a redirect to {location or 'nowhere'}); "
                 "not followed, so the key stays with the host it was meant for",
-                hint="check --api-url: it should be the API's base URL, e.g. https://api.bugster.app",
+                hint=API_URL_HINT,
             )
         if status in (401, 403):
             raise ApiKeyError(

@@ -99,20 +99,10 @@ def env_flags(env: Mapping[str, str]) -> list[str]:
 
 
 def container_safety_env() -> dict[str, str]:
-    """Proxies that refuse everything but loopback, and google-auth on the fake."""
-    trap = GOOGLE_ENV["HTTP_PROXY"]
-    loopback = "127.0.0.1,localhost,::1"
+    """Proxies that refuse everything but loopback, and google-auth on the fake:
+    the suite's own settings, less the host path of its gcloud folder."""
     return {
-        "HTTP_PROXY": trap,
-        "HTTPS_PROXY": trap,
-        "http_proxy": trap,
-        "https_proxy": trap,
-        "NO_PROXY": loopback,
-        "no_proxy": loopback,
-        "GCE_METADATA_HOST": METADATA.host_port,
-        "GCE_METADATA_IP": METADATA.host_port,
-        "GCE_METADATA_MTLS_MODE": "none",
-        "GOOGLE_API_USE_CLIENT_CERTIFICATE": "false",
+        name: value for name, value in GOOGLE_ENV.items() if name != "CLOUDSDK_CONFIG"
     }
 
 
